@@ -1,0 +1,1 @@
+"""One module per `medicraft` subcommand (see medicraft_hf/cli.py)."""

@@ -1,0 +1,61 @@
+"""`UNet2DModel` presets: one config is the single source of truth for a model's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from diffusers import UNet2DModel
+
+# name -> (resolution (H, W), block widths, attention on the lowest level, layers per block)
+PRESETS: dict[str, dict] = {
+    # Trains on 2 CPU cores in about an hour; the demo model's shape.
+    "cpu-small": {"sample_size": (64, 128), "block_out_channels": (32, 64, 64, 128), "layers_per_block": 1},
+    # The original study's scale (256x512), sized to cost no more per step than its UNet.
+    "study-scale": {"sample_size": (256, 512), "block_out_channels": (64, 128, 256, 256, 512), "layers_per_block": 1},
+    # Tests: a forward pass in milliseconds.
+    "tiny": {"sample_size": (32, 64), "block_out_channels": (16, 32), "layers_per_block": 1},
+}
+
+
+def parse_resolution(value: str | int | Sequence[int]) -> tuple[int, int]:
+    """'64x128' / '64' / (64, 128) -> (height, width), each a positive multiple of 8."""
+    if isinstance(value, str):
+        parts = value.lower().replace("×", "x").split("x")
+        try:
+            dims = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"Resolution {value!r} is not HxW (e.g. 64x128) or a single size.") from None
+    elif isinstance(value, int):
+        dims = (value,)
+    else:
+        dims = tuple(int(v) for v in value)
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) <= 0 or any(d % 8 for d in dims):
+        raise ValueError(f"Resolution {value!r} must be HxW with positive multiples of 8, e.g. 64x128.")
+    return dims
+
+
+def build_unet(num_classes: int, preset: str = "cpu-small", resolution=None) -> UNet2DModel:
+    """A class-conditional grayscale UNet; `num_classes + 1` embeddings (the last is null)."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown UNet preset {preset!r}; choose one of {sorted(PRESETS)}.")
+    cfg = dict(PRESETS[preset])
+    if resolution is not None:
+        cfg["sample_size"] = parse_resolution(resolution)
+    widths = cfg["block_out_channels"]
+    levels = len(widths)
+    # Attention only at the lowest resolution: cheap, and enough for global layout (one fovea).
+    down = ("DownBlock2D",) * (levels - 1) + ("AttnDownBlock2D",)
+    up = ("AttnUpBlock2D",) + ("UpBlock2D",) * (levels - 1)
+    return UNet2DModel(
+        sample_size=tuple(cfg["sample_size"]),
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=tuple(widths),
+        layers_per_block=cfg["layers_per_block"],
+        down_block_types=down,
+        up_block_types=up,
+        num_class_embeds=num_classes + 1,
+        norm_num_groups=min(8, widths[0]),
+    )
