@@ -1,0 +1,64 @@
+"""Loading pipelines (local folder, Hub id, or the embedded demo model) and schedulers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    UniPCMultistepScheduler,
+)
+
+from medicraft_hf.pipeline import OCTDiffusionPipeline
+
+# The small model trained on the phantom that ships inside the package (issue: demo model).
+DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
+DEMO_MODEL_ID = "medicraft-hf/demo"  # how provenance columns name it
+
+# Samplers users choose by name. DPM-Solver++ is the fast default (20-25 steps).
+SCHEDULERS = {
+    "dpmsolver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "ddim": (DDIMScheduler, {}),
+    "ddpm": (DDPMScheduler, {}),
+}
+DEFAULT_SCHEDULER = "dpmsolver++"
+
+
+def make_scheduler(name: str, config):
+    """A scheduler of the named kind built from another scheduler's config."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
+    cls, overrides = SCHEDULERS[name]
+    return cls.from_config(config, **overrides)
+
+
+def load_pipeline(model: str | Path | None = None, revision: str | None = None,
+                  scheduler: str | None = None) -> OCTDiffusionPipeline:
+    """Load a saved pipeline from a folder or a Hub id (safetensors only).
+
+    `model=None` loads the embedded demo model. `scheduler` swaps the sampler by name.
+    """
+    source = DEMO_MODEL_DIR if model is None else model
+    if model is None and not (DEMO_MODEL_DIR / "model_index.json").is_file():
+        raise FileNotFoundError(f"The demo model is missing from {DEMO_MODEL_DIR}; reinstall medicraft-hf "
+                                "or pass a model folder / Hub id.")
+    if isinstance(source, Path) or Path(str(source)).exists():
+        if not (Path(source) / "model_index.json").is_file():
+            raise FileNotFoundError(f"{source} is not a saved pipeline folder (no model_index.json).")
+        source = str(source)
+    pipe = OCTDiffusionPipeline.from_pretrained(source, revision=revision, use_safetensors=True)
+    if scheduler is not None:
+        pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def model_id_of(model: str | Path | None) -> str:
+    """The name provenance records for a model argument (never a local absolute path)."""
+    if model is None:
+        return DEMO_MODEL_ID
+    path = Path(str(model))
+    return path.name if path.exists() else str(model)
