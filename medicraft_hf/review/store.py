@@ -1,0 +1,247 @@
+"""Ratings as data: an append-only store of expert ratings, exposed as a `datasets.Dataset`.
+
+Each rating is one small JSON file, `<store>/<reviewer>/<rating_id>.json`. The rating id is
+a hash of the round, the reviewer and the image reference, so the same reviewer rating the
+same image twice (a double click, a retried request, a second browser tab, a restarted app)
+maps to the same file. Files are written to a temporary name, fsynced and then hard-linked
+to their final name: the link fails when the file exists, so the first rating wins, no
+rating is ever half-written, and two reviewers (or two app processes) can write at once
+without a lock. Nothing is kept in memory: a crash or a closed browser loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, Features, Value, concatenate_datasets
+
+from medicraft_hf.deid import pseudonym
+from medicraft_hf.review.verdicts import normalize_origin, normalize_verdict
+
+# What a rating says about which image it rates: the dataset's de-identified image_id and
+# the synthetic provenance (model and seed). Never a patient identifier.
+IMAGE_REF_FIELDS: tuple[str, ...] = ("image_id", "dataset", "label", "source", "model_id", "model_revision", "seed")
+
+RATING_FEATURES = Features(
+    {
+        "rating_id": Value("string"),
+        "round": Value("string"),
+        "reviewer": Value("string"),  # a pseudonym such as "r-3f9a1c2b7d4e"
+        "image_id": Value("string"),
+        "dataset": Value("string"),  # the rated dataset (path name or Hub id)
+        "label": Value("string"),  # class name of the rated image
+        "source": Value("string"),  # real / phantom / synthetic: the truth of the Turing test
+        "model_id": Value("string"),
+        "model_revision": Value("string"),
+        "seed": Value("int64"),
+        "verdict": Value("string"),  # one of review.verdicts.VERDICTS
+        "comment": Value("string"),
+        "blinded": Value("bool"),  # the reviewer did not know real from synthetic
+        "origin_guess": Value("string"),  # "real" / "synthetic" / None (unblinded)
+        "auto_verdict": Value("string"),  # the automatic anatomy check on the same image
+        "auto_score": Value("float32"),
+        "position": Value("int32"),  # place of the image in this reviewer's order
+        "seconds": Value("float32"),  # time from showing the image to the verdict
+        "created_at": Value("string"),  # ISO 8601, UTC
+    }
+)
+
+
+def reviewer_pseudonym(name: str) -> str:
+    """The stored name of a reviewer: a salted hash of what they type, stable across sessions."""
+    name = str(name or "").strip()
+    if not name:
+        raise ValueError("Enter a reviewer name (any nickname; only a pseudonym of it is stored).")
+    if name.startswith("r-") and len(name) == 14:  # already a pseudonym
+        return name
+    return pseudonym(name.lower(), prefix="r")
+
+
+def rating_id(round_name: str, reviewer: str, image_ref: Mapping) -> str:
+    """Deterministic id of one reviewer's rating of one image in one round."""
+    key = [round_name, reviewer] + [image_ref.get(f) for f in ("image_id", "model_id", "model_revision", "seed")]
+    return hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:20]
+
+
+def make_rating(
+    *,
+    round_name: str,
+    reviewer: str,
+    image_ref: Mapping,
+    verdict: str,
+    comment: str | None = None,
+    blinded: bool = False,
+    origin_guess: str | None = None,
+    auto_verdict: str | None = None,
+    auto_score: float | None = None,
+    position: int | None = None,
+    seconds: float | None = None,
+    created_at: str | None = None,
+) -> dict:
+    """A validated rating row in `RATING_FEATURES`."""
+    verdict = normalize_verdict(verdict)
+    comment = (comment or "").strip() or None
+    if verdict == "other" and not comment:
+        raise ValueError("A verdict of 'other' needs a comment saying what is wrong.")
+    origin_guess = normalize_origin(origin_guess)
+    if blinded and origin_guess is None:
+        raise ValueError("This round is blinded: answer 'real or synthetic?' before the verdict.")
+    if not image_ref.get("image_id"):
+        raise ValueError(f"The rated image has no image_id: {dict(image_ref)!r}.")
+    row = {name: None for name in RATING_FEATURES}
+    row.update({f: image_ref.get(f) for f in IMAGE_REF_FIELDS})
+    row.update(
+        rating_id=rating_id(round_name, reviewer, image_ref),
+        round=round_name,
+        reviewer=reviewer,
+        verdict=verdict,
+        comment=comment,
+        blinded=bool(blinded),
+        origin_guess=origin_guess,
+        auto_verdict=normalize_verdict(auto_verdict) if auto_verdict is not None else None,
+        auto_score=None if auto_score is None else float(auto_score),
+        position=position,
+        seconds=None if seconds is None else float(seconds),
+        created_at=created_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    )
+    return row
+
+
+class RatingsStore:
+    """A folder of ratings; safe for several reviewers and several app processes at once."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise NotADirectoryError(f"Ratings store {self.directory} is a file; pass a folder.")
+
+    def path_of(self, rating_id_: str, reviewer: str) -> Path:
+        return self.directory / reviewer / f"{rating_id_}.json"
+
+    def has(self, rating_id_: str, reviewer: str) -> bool:
+        return self.path_of(rating_id_, reviewer).exists()
+
+    def add(self, rating: Mapping) -> tuple[dict, bool]:
+        """Store a rating once. Returns (the stored rating, True if this call stored it).
+
+        When the same rating id is already stored, the stored rating is returned untouched
+        (first write wins), so retries and double submissions never make a duplicate.
+        """
+        rating = dict(rating)
+        unknown = set(rating) - set(RATING_FEATURES)
+        if unknown:
+            raise ValueError(f"Unknown rating fields {sorted(unknown)}; expected {list(RATING_FEATURES)}.")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(rating.get("reviewer") or "")):
+            raise ValueError(f"Reviewer {rating.get('reviewer')!r} is not a pseudonym; use reviewer_pseudonym(name).")
+        final = self.path_of(rating["rating_id"], rating["reviewer"])
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".rating.", suffix=".tmp", dir=final.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(rating, f, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, final)  # atomic, and fails if the rating exists
+            except FileExistsError:
+                return self._read(final), False
+            _fsync_dir(final.parent)
+            return rating, True
+        finally:
+            os.unlink(tmp)
+
+    def ratings(self) -> list[dict]:
+        """All stored ratings, oldest first."""
+        if not self.directory.exists():
+            return []
+        rows = [self._read(p) for p in self.directory.glob("*/*.json")]
+        return sorted(rows, key=lambda r: (r["created_at"], r["rating_id"]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.directory.glob("*/*.json")) if self.directory.exists() else 0
+
+    def to_dataset(self) -> Dataset:
+        return ratings_to_dataset(self.ratings())
+
+    @staticmethod
+    def _read(path: Path) -> dict:
+        try:
+            row = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"Unreadable rating file {path}: {err}. Move it aside and reload.") from err
+        return {name: row.get(name) for name in RATING_FEATURES}
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ratings_to_dataset(rows: Iterable[Mapping]) -> Dataset:
+    rows = [{name: row.get(name) for name in RATING_FEATURES} for row in rows]
+    return Dataset.from_list(rows, features=RATING_FEATURES)
+
+
+def load_ratings(source: str | os.PathLike | Dataset, revision: str | None = None) -> Dataset:
+    """Ratings from a store folder, a saved ratings dataset (folder or Hub id) or a Dataset."""
+    if isinstance(source, Dataset):
+        missing = [c for c in RATING_FEATURES if c not in source.column_names]
+        if missing:
+            raise ValueError(f"Ratings dataset lacks columns {missing}; build it with RatingsStore.")
+        return source.select_columns(list(RATING_FEATURES)).cast(RATING_FEATURES)
+    path = Path(source)
+    if path.is_dir() and not any(path.glob("**/*.parquet")):
+        return RatingsStore(path).to_dataset()
+    import datasets
+
+    if not path.exists() and "/" not in str(source):
+        raise FileNotFoundError(f"No ratings store or dataset at {source!r}: pass a folder or a Hub dataset id.")
+    loaded = datasets.load_dataset(str(source), revision=revision)
+    dataset = concatenate_datasets(list(loaded.values())) if isinstance(loaded, DatasetDict) else loaded
+    return load_ratings(dataset)
+
+
+def merge_ratings(sources: Iterable[str | os.PathLike | Dataset]) -> Dataset:
+    """Ratings of several stores (e.g. one per reviewer or site), each rating once.
+
+    A rating present in several sources (a copied store) is kept once, the earliest.
+    """
+    parts = [load_ratings(s) for s in sources]
+    if not parts:
+        raise ValueError("No ratings to merge: pass at least one store.")
+    rows = sorted(concatenate_datasets(parts).to_list(), key=lambda r: (r["created_at"], r["rating_id"]))
+    seen, unique = set(), []
+    for row in rows:
+        if row["rating_id"] not in seen:
+            seen.add(row["rating_id"])
+            unique.append(row)
+    return ratings_to_dataset(unique)
+
+
+def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revision: str | None = None):
+    """Push a ratings dataset to a (private by default) Hub dataset repo."""
+    from huggingface_hub import DatasetCard
+
+    from medicraft_hf.hub import push_dataset_dict
+
+    reviewers = sorted(set(ratings["reviewer"]))
+    card = DatasetCard(
+        "---\n"
+        "tags:\n- medicraft-hf\n- expert-review\n- oct\n"
+        "---\n\n"
+        f"# Expert ratings of OCT scans\n\n{len(ratings)} ratings by {len(reviewers)} pseudonymous reviewers "
+        f"in rounds {sorted(set(ratings['round']))}. Each row references a rated image by its de-identified "
+        "`image_id` and, for synthetic images, the model, revision and seed that made it. Made with "
+        "`medicraft review`; summarize with `medicraft review-report`.\n"
+    )
+    return push_dataset_dict(DatasetDict({"train": ratings}), repo_id, card=card, private=private, revision=revision)
