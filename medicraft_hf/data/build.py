@@ -1,0 +1,183 @@
+"""Rows -> a validated `datasets.Dataset` in the OCT schema, and save in the Hub layout.
+
+A *row* is a dict with the schema's columns (`medicraft_hf.schema.oct_features`); its
+`image` may be a file path, bytes, `{"bytes", "path"}`, a PIL image or a numpy array. A
+row may also carry an `origin` (the file it came from, for error messages and the
+skip report); `origin` is never stored in the dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+from datasets.table import embed_table_storage
+from huggingface_hub import DatasetCard
+
+from medicraft_hf.data.images import InvalidImageError, encode_png, load_image, pixel_hash, resize
+from medicraft_hf.data.problems import InvalidInputError, Problems
+from medicraft_hf.io import atomic_path
+from medicraft_hf.schema import CLASS_NAMES, EYES, SOURCES, check_schema, oct_features
+
+DATA_DIR = "data"
+MAX_SHARD_BYTES = 500 * 2**20  # like `push_to_hub`: shards of at most ~500 MB
+
+
+def _label_id(label, class_names: Sequence[str]) -> int:
+    if isinstance(label, str):
+        if label not in class_names:
+            raise ValueError(f"unknown label {label!r}; known labels are {list(class_names)}")
+        return class_names.index(label)
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(class_names):
+        raise ValueError(f"label {label!r} is not a class name or an id in 0..{len(class_names) - 1}")
+    return int(label)
+
+
+def _check_values(row: Mapping) -> None:
+    if row.get("source") not in SOURCES:
+        raise ValueError(f"source {row.get('source')!r} is not one of {list(SOURCES)}")
+    if row.get("eye") is not None and row["eye"] not in EYES:
+        raise ValueError(f"eye {row['eye']!r} is not one of {list(EYES)} or None")
+
+
+def rows_to_dataset(
+    rows: Iterable[Mapping],
+    class_names: Sequence[str] = CLASS_NAMES,
+    *,
+    size: tuple[int, int] | None = None,
+    skip_invalid: bool = False,
+    problems: Problems | None = None,
+) -> Dataset:
+    """Validate, convert and write rows as a `Dataset` with `oct_features(class_names)`.
+
+    Each image becomes 8-bit grayscale PNG bytes (see `medicraft_hf.data.images`). Rows
+    with an unreadable image, an unknown label, the same pixels as an earlier row, or
+    (when `size` is None) a size other than the most common one are problems: all of
+    them are collected, then an `InvalidInputError` lists them, unless `skip_invalid`,
+    in which case those rows are left out and listed in `problems` (pass your own
+    `Problems` to write the report). With `size=(H, W)` every image is resized to it.
+    A missing `image_id` becomes a hash of the pixels (stable and de-identified).
+    """
+    class_names = list(class_names)
+    features = oct_features(class_names)
+    problems = problems if problems is not None else Problems()
+    seen: dict[str, str] = {}  # pixel hash -> origin of the first row with those pixels
+    sizes: list[tuple[int, int]] = []  # (H, W) of each written row, for the size check
+    origins: list[str] = []
+
+    def generate():
+        for index, row in enumerate(rows):
+            row = dict(row)
+            image = row.pop("image", None)
+            origin = row.pop("origin", None) or (str(image) if isinstance(image, (str, os.PathLike)) else None)
+            origin = origin or row.get("image_id") or f"row {index}"
+            unknown = set(row) - set(features)
+            if unknown:
+                raise ValueError(f"{origin}: columns {sorted(unknown)} are not in the OCT schema {list(features)}")
+            try:
+                _check_values(row)
+                row["label"] = _label_id(row.get("label"), class_names)
+            except ValueError as err:
+                problems.add(origin, str(err), "fix the value (labels: use --classes to declare the vocabulary)")
+                continue
+            try:
+                pil = load_image(image, origin)
+            except InvalidImageError as err:
+                problems.add(err.file, err.reason, err.fix)
+                continue
+            digest = pixel_hash(pil)
+            if digest in seen:
+                problems.add(origin, f"duplicate: same pixels as {seen[digest]}", "remove one of the two copies")
+                continue
+            seen[digest] = origin
+            if size is not None:
+                pil = resize(pil, size)
+            out = {name: None for name in features}
+            out.update(row)
+            out["image"] = {"bytes": encode_png(pil), "path": None}
+            out["image_id"] = out["image_id"] or f"img-{digest[:16]}"
+            sizes.append((pil.height, pil.width))
+            origins.append(origin)
+            yield out
+
+    # A fresh fingerprint: the generator has side effects (problems), never reuse a cache.
+    dataset = Dataset.from_generator(generate, features=features, fingerprint=uuid.uuid4().hex)
+    if len(dataset) == 0 and not problems:
+        raise InvalidInputError("No images to build a dataset from: the input is empty.")
+
+    if len(set(sizes)) > 1:
+        common, count = Counter(sizes).most_common(1)[0]
+        for (h, w), origin in zip(sizes, origins):
+            if (h, w) != common:
+                problems.add(origin, f"size {h}x{w} (HxW) differs from the {count} images of {common[0]}x{common[1]}",
+                             "pass --size HxW to resize every image to one size")
+        dataset = dataset.select([i for i, hw in enumerate(sizes) if hw == common])
+
+    if problems and not skip_invalid:
+        problems.raise_if_any("input")
+    if len(dataset) == 0:
+        raise InvalidInputError(f"Every input was invalid, nothing left to build.\n{problems.message()}")
+    return dataset
+
+
+def check_classes_present(dataset: Dataset, what: str = "input") -> None:
+    """Raise naming each class of the vocabulary that has no image (an empty class)."""
+    names = dataset.features["label"].names
+    counts = Counter(dataset["label"])
+    empty = [name for i, name in enumerate(names) if counts.get(i, 0) == 0]
+    if empty:
+        raise InvalidInputError(
+            f"Class(es) {empty} have no images in the {what}: add images for them, or leave them out "
+            f"of the vocabulary (--classes); classes found: "
+            + ", ".join(f"{n}={counts.get(i, 0)}" for i, n in enumerate(names))
+        )
+
+
+def _has_external_images(ds: Dataset) -> bool:
+    column = ds.data.column("image")
+    return any(chunk.field("bytes").null_count > chunk.null_count for chunk in column.chunks)
+
+
+def _looks_like_saved_dataset(path: Path) -> bool:
+    return (path / "README.md").is_file() and (path / DATA_DIR).is_dir()
+
+
+def save_dataset_dict(dsdict: DatasetDict, out_dir: str | os.PathLike, card: DatasetCard | None = None) -> Path:
+    """Save as the Hub lays datasets out, atomically: `README.md` + `data/<split>-*.parquet`.
+
+    `datasets.load_dataset(out_dir)` loads it back with the same features (label names
+    and their order included); `medicraft_hf.hub.push_dataset_dict` uploads it as is.
+    Without a `card`, a default `dataset_card` is written. Replacing an existing folder
+    is allowed only when it holds a dataset saved this way.
+    """
+    from medicraft_hf.cards.dataset_card import add_loading_metadata, dataset_card
+    from medicraft_hf.data.split import check_no_patient_leakage
+
+    out_dir = Path(out_dir)
+    if not isinstance(dsdict, DatasetDict):
+        raise ValueError(f"save_dataset_dict needs a DatasetDict of splits, got {type(dsdict).__name__}")
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not _looks_like_saved_dataset(out_dir))):
+        raise FileExistsError(f"{out_dir} exists and is not a saved dataset; choose an empty or new --out folder.")
+    check_schema(dsdict)
+    check_no_patient_leakage(dsdict)
+    if card is None:
+        sources = sorted({s for ds in dsdict.values() for s in set(ds["source"])})
+        card = dataset_card(dsdict, name=out_dir.name, source=", ".join(sources))
+    card = DatasetCard(str(card))  # a copy: the loading metadata is added to it, not to the caller's
+    add_loading_metadata(card, dsdict, data_dir=DATA_DIR)
+
+    with atomic_path(out_dir) as tmp:
+        (tmp / DATA_DIR).mkdir(parents=True)
+        for split, ds in dsdict.items():
+            num_shards = max(1, int(ds._estimate_nbytes() // MAX_SHARD_BYTES) + 1)
+            for index in range(num_shards):
+                shard = ds.shard(num_shards=num_shards, index=index, contiguous=True)
+                if _has_external_images(shard):  # embed images referenced by path, as push_to_hub does
+                    shard = shard.with_format("arrow").map(embed_table_storage, batched=True)
+                shard.with_format(None).to_parquet(tmp / DATA_DIR / f"{split}-{index:05d}-of-{num_shards:05d}.parquet")
+        card.save(tmp / "README.md")
+    return out_dir
