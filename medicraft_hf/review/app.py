@@ -1,0 +1,146 @@
+"""The Gradio review app: one scan at a time, large; one click or one key per verdict.
+
+Every event is stateless on the server: the browser holds the reviewer's pseudonym and the
+id of the image on screen, and each verdict goes straight to the ratings store. Where a
+reviewer is in their order is read back from the store, so a restarted app, a reloaded page
+or a second browser resume at the first unrated image, and a double submission stores once.
+
+Keys: 1-6 pick a verdict (in the order of `VERDICTS`), R / S answer "real or synthetic?"
+in blinded rounds. Keys are ignored while typing in a text box.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import gradio as gr
+
+from medicraft_hf.review.session import ReviewRound
+from medicraft_hf.review.store import reviewer_pseudonym
+from medicraft_hf.review.verdicts import ORIGINS, VERDICT_LABELS, VERDICTS
+
+# Installed once per page: number keys click the verdict buttons, R/S pick the answer.
+KEYBOARD_JS = """
+() => {
+  if (window.__medicraftReviewKeys) return;
+  window.__medicraftReviewKeys = true;
+  const verdicts = %s;
+  document.addEventListener("keydown", (event) => {
+    const t = event.target;
+    const typing = t && (t.isContentEditable || t.tagName === "TEXTAREA" ||
+      (t.tagName === "INPUT" && !["radio", "checkbox", "button"].includes(t.type)));
+    if (typing || event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    const index = "123456789".indexOf(event.key);
+    if (index >= 0 && index < verdicts.length) {
+      const button = document.getElementById("verdict-" + verdicts[index]);
+      if (button && !button.disabled) { event.preventDefault(); button.click(); }
+      return;
+    }
+    const origin = {r: "real", s: "synthetic"}[event.key.toLowerCase()];
+    if (origin) {
+      const radio = document.querySelector('#origin-guess input[value="' + origin + '"]');
+      if (radio) { event.preventDefault(); radio.click(); }
+    }
+  });
+}
+""" % json.dumps(list(VERDICTS))
+
+BLUR_JS = "() => { if (document.activeElement) document.activeElement.blur(); }"
+
+
+def _screen(review: ReviewRound, reviewer: str):
+    """What the reviewer sees next: (image, image_id, shown_at, progress text)."""
+    done, total = review.progress(reviewer)
+    nxt = review.next_item(reviewer)
+    if nxt is None:
+        return None, "", 0.0, f"**All {total} images rated.** Thank you! You can close this page."
+    position, item = nxt
+    label = item.ref.get("label") or "unlabelled"
+    return (
+        review.image(item),
+        item.image_id,
+        time.time(),
+        f"Image **{done + 1} of {total}** (class: **{label}**). Keys 1-6 pick a verdict"
+        + (", R / S answer real or synthetic." if review.blinded else "."),
+    )
+
+
+def build_review_blocks(review: ReviewRound, title: str = "medicraft expert review") -> gr.Blocks:
+    """The review app over one round; mountable as a tab (`blocks.render()` inside another app)."""
+
+    def start(name):
+        try:
+            reviewer = reviewer_pseudonym(name)
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        return (reviewer, *_screen(review, reviewer), f"Reviewing as `{reviewer}` in {review.round_name}.", None, "")
+
+    def rate_as(verdict):
+        def rate(reviewer, image_id, origin_guess, comment, shown_at):
+            if not reviewer:
+                raise gr.Error("Enter your reviewer name and press Start first.")
+            if not image_id:
+                raise gr.Error("No image on screen: every image of this round is rated.")
+            try:
+                rating, created = review.record(
+                    reviewer, image_id, verdict, origin_guess=origin_guess, comment=comment, shown_at=shown_at
+                )
+            except ValueError as err:
+                raise gr.Error(str(err)) from err
+            note = "Saved" if created else "Already saved earlier (kept once)"
+            status = f"{note}: {VERDICT_LABELS[rating['verdict']]} for the previous image."
+            return (*_screen(review, rating["reviewer"]), status, None, "")
+
+        rate.__name__ = f"rate_{verdict}"
+        return rate
+
+    with gr.Blocks(title=title) as blocks:
+        gr.Markdown(
+            f"# {title}\nRound **{review.round_name}**, {len(review)} images"
+            + (", **blinded**: real and synthetic scans are mixed." if review.blinded else ".")
+            + " Only a pseudonym of your name is stored."
+        )
+        with gr.Row():
+            name = gr.Textbox(label="Reviewer name", placeholder="a nickname", elem_id="reviewer-name", scale=3)
+            start_button = gr.Button("Start / resume", variant="primary", elem_id="start", scale=1)
+        reviewer = gr.Textbox(visible=False, elem_id="reviewer-id")
+        image_id = gr.Textbox(visible=False, elem_id="image-id")
+        shown_at = gr.Number(visible=False)
+        progress = gr.Markdown(elem_id="progress")
+        image = gr.Image(
+            type="pil", image_mode="L", interactive=False, show_label=False, height=520, elem_id="scan",
+            buttons=[],
+        )
+        guess = gr.Radio(list(ORIGINS), label="Real or synthetic?", visible=review.blinded, elem_id="origin-guess")
+        with gr.Row():
+            verdict_buttons = [
+                gr.Button(f"{i + 1}  {VERDICT_LABELS[v]}", elem_id=f"verdict-{v}",
+                          variant="primary" if v == "correct" else "secondary")
+                for i, v in enumerate(VERDICTS)
+            ]
+        comment = gr.Textbox(label="Comment (required for Other)", lines=1, elem_id="comment")
+        status = gr.Markdown(elem_id="status")
+
+        screen = [image, image_id, shown_at, progress, status, guess, comment]
+        start_button.click(start, inputs=name, outputs=[reviewer, *screen], api_name="start").then(
+            None, js=BLUR_JS
+        )
+        name.submit(start, inputs=name, outputs=[reviewer, *screen], api_visibility="private")
+        for verdict, button in zip(VERDICTS, verdict_buttons):
+            button.click(
+                rate_as(verdict),
+                inputs=[reviewer, image_id, guess, comment, shown_at],
+                outputs=screen,
+                api_name=f"rate_{verdict}",
+                trigger_mode="once",
+            )
+        blocks.load(None, js=KEYBOARD_JS)
+    return blocks
+
+
+def launch_review_app(review: ReviewRound, *, host: str = "127.0.0.1", port: int | None = None, **launch_kwargs):
+    """Build and serve the review app (blocks until closed unless prevent_thread_lock=True)."""
+    blocks = build_review_blocks(review)
+    blocks.queue(default_concurrency_limit=4)
+    return blocks, blocks.launch(server_name=host, server_port=port, **launch_kwargs)

@@ -1,0 +1,170 @@
+"""What a reviewer sees next: the images of a round, in a seeded order of their own.
+
+A round is a dataset of generated scans (and, when blinded, real scans mixed in) plus a
+ratings store. Each reviewer gets the round's images in an order drawn from
+(seed, round, reviewer), so two reviewers see different orders and one reviewer sees the
+same order after a restart. Where a reviewer is in that order is read from the store,
+never kept in memory: they resume at their first unrated image.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from datasets import Dataset
+
+from medicraft_hf.review.store import RatingsStore, make_rating, rating_id, reviewer_pseudonym
+from medicraft_hf.schema import class_names_of
+
+_META_COLUMNS = ("image_id", "label", "source", "model_id", "model_revision", "seed")
+
+
+def default_anatomy_check(image):
+    from medicraft_hf.evaluation.anatomy import check_anatomy
+
+    return check_anatomy(image)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One image of a round: its reference (stored with each rating) and where to read it."""
+
+    ref: dict  # image_id, dataset, label, source, model_id, model_revision, seed
+    part: int  # 0: the rated dataset, 1: the real dataset mixed in (blinded rounds)
+    row: int
+
+    @property
+    def image_id(self) -> str:
+        return self.ref["image_id"]
+
+
+class ReviewRound:
+    """The images of one review round and the store their ratings go to.
+
+    Args:
+        dataset: the scans to rate (OCT schema), usually generated ones.
+        store: a `RatingsStore` or its folder.
+        real: real scans to mix in; makes the round blinded (a visual Turing test):
+            the reviewer also answers "real or synthetic?". As many real scans as rated
+            ones are drawn (seeded), or all of them when there are fewer.
+        dataset_name / real_name: how ratings name the datasets (a path name or Hub id).
+        round_name: ratings of different rounds never collide; reports group by it.
+        seed: seeds the real-scan draw and every reviewer's order.
+        anatomy_check: `image -> AnatomyResult` stored beside each expert verdict so the
+            report can compare them; None to skip it.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        store: RatingsStore | str,
+        *,
+        real: Dataset | None = None,
+        dataset_name: str = "dataset",
+        real_name: str = "real",
+        round_name: str = "round-1",
+        seed: int = 0,
+        anatomy_check: Callable | None = default_anatomy_check,
+    ):
+        self.store = store if isinstance(store, RatingsStore) else RatingsStore(store)
+        self.round_name = str(round_name)
+        self.seed = int(seed)
+        self.blinded = real is not None
+        self.anatomy_check = anatomy_check
+        self.parts = [dataset] + ([real] if real is not None else [])
+        items = _items(dataset, 0, dataset_name)
+        if real is not None:
+            real_items = _items(real, 1, real_name)
+            if not real_items:
+                raise ValueError(f"The real dataset {real_name!r} to mix in is empty.")
+            random.Random(f"{self.seed}:real").shuffle(real_items)
+            items += real_items[: len(items)]
+        if not items:
+            raise ValueError(f"Nothing to review: {dataset_name!r} has no rows.")
+        self.items = {}
+        for item in items:
+            if item.image_id in self.items:
+                raise ValueError(
+                    f"image_id {item.image_id!r} occurs twice in the round ({dataset_name!r}, {real_name!r}); "
+                    "ratings reference images by image_id, so it must be unique."
+                )
+            self.items[item.image_id] = item
+        self._ids = sorted(self.items)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def order(self, reviewer: str) -> list[str]:
+        """The reviewer's image ids in their own seeded random order."""
+        ids = list(self._ids)
+        random.Random(f"{self.seed}:{self.round_name}:{reviewer}").shuffle(ids)
+        return ids
+
+    def _rated(self, reviewer: str, image_id: str) -> bool:
+        return self.store.has(rating_id(self.round_name, reviewer, self.items[image_id].ref), reviewer)
+
+    def next_item(self, reviewer: str) -> tuple[int, ReviewItem] | None:
+        """(position, item) of the reviewer's first unrated image, or None when done."""
+        for position, image_id in enumerate(self.order(reviewer)):
+            if not self._rated(reviewer, image_id):
+                return position, self.items[image_id]
+        return None
+
+    def progress(self, reviewer: str) -> tuple[int, int]:
+        """(rated, total) for the reviewer in this round."""
+        return sum(self._rated(reviewer, i) for i in self._ids), len(self._ids)
+
+    def image(self, item: ReviewItem):
+        return self.parts[item.part][item.row]["image"]
+
+    def record(
+        self,
+        reviewer: str,
+        image_id: str,
+        verdict: str,
+        *,
+        origin_guess: str | None = None,
+        comment: str | None = None,
+        shown_at: float | None = None,
+    ) -> tuple[dict, bool]:
+        """Store one verdict (once); returns (stored rating, True if this call stored it)."""
+        reviewer = reviewer_pseudonym(reviewer)
+        item = self.items.get(image_id)
+        if item is None:
+            raise ValueError(f"Image {image_id!r} is not part of round {self.round_name!r}.")
+        auto_verdict = auto_score = None
+        if self.anatomy_check is not None and not self._rated(reviewer, image_id):
+            result = self.anatomy_check(self.image(item))
+            auto_verdict, auto_score = result.verdict, result.score
+        rating = make_rating(
+            round_name=self.round_name,
+            reviewer=reviewer,
+            image_ref=item.ref,
+            verdict=verdict,
+            comment=comment,
+            blinded=self.blinded,
+            origin_guess=origin_guess if self.blinded else None,
+            auto_verdict=auto_verdict,
+            auto_score=auto_score,
+            position=self.order(reviewer).index(image_id),
+            seconds=None if not shown_at else max(0.0, time.time() - float(shown_at)),
+        )
+        return self.store.add(rating)
+
+
+def _items(dataset: Dataset, part: int, name: str) -> list[ReviewItem]:
+    missing = [c for c in _META_COLUMNS if c not in dataset.column_names]
+    if missing or "image" not in dataset.column_names:
+        raise ValueError(f"Dataset {name!r} lacks OCT schema columns {missing or ['image']}; see medicraft_hf.schema.")
+    names = class_names_of(dataset)
+    meta = dataset.select_columns(list(_META_COLUMNS)).to_list()
+    items = []
+    for row, m in enumerate(meta):
+        if not m["image_id"]:
+            raise ValueError(f"Row {row} of {name!r} has no image_id; rebuild the dataset with medicraft tools.")
+        ref = {**m, "dataset": name, "label": names[m["label"]] if m["label"] is not None else None}
+        items.append(ReviewItem(ref=ref, part=part, row=row))
+    return items

@@ -1,0 +1,147 @@
+"""The review app driven over HTTP by gradio_client: each rating lands exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from gradio_client import Client
+
+from medicraft_hf.review.app import launch_review_app
+from medicraft_hf.review.session import ReviewRound
+from medicraft_hf.review.store import RatingsStore, reviewer_pseudonym
+from tests.review_helpers import review_dataset
+
+N = 6
+
+
+def _launch(review):
+    blocks, _ = launch_review_app(review, port=None, prevent_thread_lock=True, quiet=True)
+    return blocks, Client(blocks.local_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    store = RatingsStore(tmp_path_factory.mktemp("ratings"))
+    review = ReviewRound(review_dataset(N), store, dataset_name="syn", round_name="r1", seed=7, anatomy_check=None)
+    blocks, client = _launch(review)
+    yield review, blocks, client
+    blocks.close()
+
+
+def _start(client, name):
+    reviewer, image, image_id, shown_at, progress, status, guess, comment = client.predict(name, api_name="/start")
+    return reviewer, image_id, shown_at, progress
+
+
+def _rate(client, verdict, reviewer, image_id, guess=None, comment="", shown_at=0.0):
+    return client.predict(reviewer, image_id, guess, comment, shown_at, api_name=f"/rate_{verdict}")
+
+
+def _reviewer_ratings(store, reviewer):
+    return [r for r in store.ratings() if r["reviewer"] == reviewer]
+
+
+def test_rating_lands_once_and_the_next_image_follows(app):
+    review, _, client = app
+    reviewer, image_id, shown_at, progress = _start(client, "Alice")
+    assert reviewer == reviewer_pseudonym("alice") and "Alice" not in reviewer
+    assert image_id == review.order(reviewer)[0] and "1 of 6" in progress
+    image, next_id, _, progress, status, _, _ = _rate(client, "correct", reviewer, image_id, shown_at=shown_at)
+    assert next_id == review.order(reviewer)[1] and "2 of 6" in progress and status.startswith("Saved")
+    # A double submission of the same image (second click, retried request) is kept once.
+    *_, status, _, _ = _rate(client, "corrupted", reviewer, image_id)
+    assert status.startswith("Already saved")
+    ratings = _reviewer_ratings(review.store, reviewer)
+    assert len(ratings) == 1
+    r = ratings[0]
+    assert (r["image_id"], r["verdict"], r["round"], r["position"]) == (image_id, "correct", "r1", 0)
+    row = review_dataset(N)[int(image_id.split("-")[1])]
+    assert (r["model_id"], r["model_revision"], r["seed"]) == (row["model_id"], row["model_revision"], row["seed"])
+    assert r["seconds"] is not None and r["seconds"] >= 0 and r["blinded"] is False
+
+
+def test_other_needs_a_comment(app):
+    review, _, client = app
+    reviewer, image_id, _, _ = _start(client, "Dora")
+    with pytest.raises(Exception, match="comment"):
+        _rate(client, "other", reviewer, image_id)
+    assert _reviewer_ratings(review.store, reviewer) == []
+    _rate(client, "other", reviewer, image_id, comment="choroid missing")
+    [r] = _reviewer_ratings(review.store, reviewer)
+    assert (r["verdict"], r["comment"]) == ("other", "choroid missing")
+
+
+def test_two_concurrent_clients_lose_nothing_and_duplicate_nothing(app):
+    review, blocks, _ = app
+    errors = []
+
+    def review_all(name):
+        try:
+            client = Client(blocks.local_url, verbose=False)
+            reviewer, image_id, _, _ = _start(client, name)
+            while image_id:
+                _, image_id, *_ = _rate(client, "hypoplastic_fovea", reviewer, image_id)
+        except Exception as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=review_all, args=(name,)) for name in ("Bob", "Carol")]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert not errors
+    for name in ("Bob", "Carol"):
+        ratings = _reviewer_ratings(review.store, reviewer_pseudonym(name))
+        assert sorted(r["image_id"] for r in ratings) == sorted(review.order("x"))
+
+    # Two clients of ONE reviewer submitting the same image at the same moment: stored once.
+    c1, c2 = Client(blocks.local_url, verbose=False), Client(blocks.local_url, verbose=False)
+    reviewer, image_id, _, _ = _start(c1, "Eve")
+    results = []
+    threads = [threading.Thread(target=lambda c, v: results.append(_rate(c, v, reviewer, image_id)), args=a)
+               for a in ((c1, "correct"), (c2, "no_fovea"))]
+    [t.start() for t in threads]
+    [t.join(30) for t in threads]
+    assert len(results) == 2
+    assert len(_reviewer_ratings(review.store, reviewer)) == 1
+    assert sorted(r[4].split(":")[0] for r in results) == ["Already saved earlier (kept once)", "Saved"]
+
+
+def test_restart_resumes_where_the_reviewer_left_off(tmp_path):
+    store = RatingsStore(tmp_path / "ratings")
+    make = lambda: ReviewRound(review_dataset(N), store, round_name="r1", seed=7, anatomy_check=None)  # noqa: E731
+    blocks, client = _launch(make())
+    reviewer, first, _, _ = _start(client, "Frank")
+    _, second, *_ = _rate(client, "correct", reviewer, first)
+    _rate(client, "doubled_fovea", reviewer, second)
+    blocks.close()
+
+    review = make()
+    blocks, client = _launch(review)
+    try:
+        # The browser still shows the second image and its verdict is sent again: kept once.
+        *_, status, _, _ = _rate(client, "no_fovea", reviewer, second)
+        assert status.startswith("Already saved")
+        reviewer, third, _, progress = _start(client, "Frank")
+        assert third == review.order(reviewer)[2] and "3 of 6" in progress
+        assert [r["verdict"] for r in store.ratings()] == ["correct", "doubled_fovea"]
+    finally:
+        blocks.close()
+
+
+def test_blinded_round_asks_real_or_synthetic(tmp_path):
+    review = ReviewRound(review_dataset(4), tmp_path, real=review_dataset(10, source="real", prefix="real"),
+                         round_name="turing", anatomy_check=None)
+    assert review.blinded and len(review) == 8  # as many real scans as synthetic ones
+    sources = [review.items[i].ref["source"] for i in review.order("r-x")]
+    assert sorted(set(sources)) == ["real", "synthetic"]
+    blocks, client = _launch(review)
+    try:
+        reviewer, image_id, _, _ = _start(client, "Gina")
+        with pytest.raises(Exception, match="real or synthetic"):
+            _rate(client, "correct", reviewer, image_id)
+        _rate(client, "correct", reviewer, image_id, guess="real")
+        [r] = review.store.ratings()
+        assert (r["blinded"], r["origin_guess"]) == (True, "real")
+        assert "patient_id" not in r and not any("p-0000" in str(v) for v in r.values())
+    finally:
+        blocks.close()
