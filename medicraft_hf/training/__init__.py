@@ -1,0 +1,1 @@
+"""Reusable pieces of `training/train_ddpm.py`: data, sampler, checkpoints, validation."""
