@@ -12,9 +12,11 @@ in blinded rounds. Keys are ignored while typing in a text box.
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import gradio as gr
+from PIL import Image
 
 from medicraft_hf.review.session import ReviewRound
 from medicraft_hf.review.store import reviewer_pseudonym
@@ -46,7 +48,15 @@ KEYBOARD_JS = """
 }
 """ % json.dumps(list(VERDICTS))
 
+DISPLAY_WIDTH = 1024  # scans are shown at least this wide
+
 BLUR_JS = "() => { if (document.activeElement) document.activeElement.blur(); }"
+
+
+def _enlarged(image, width: int = DISPLAY_WIDTH):
+    """Scale small scans up by a whole factor (nearest: every pixel shown as it is, none invented)."""
+    factor = max(1, math.ceil(width / image.width))
+    return image if factor == 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
 
 def _screen(review: ReviewRound, reviewer: str):
@@ -58,7 +68,7 @@ def _screen(review: ReviewRound, reviewer: str):
     position, item = nxt
     label = item.ref.get("label") or "unlabelled"
     return (
-        review.image(item),
+        _enlarged(review.image(item)),
         item.image_id,
         time.time(),
         f"Image **{done + 1} of {total}** (class: **{label}**). Keys 1-6 pick a verdict"
