@@ -181,3 +181,25 @@ def save_dataset_dict(dsdict: DatasetDict, out_dir: str | os.PathLike, card: Dat
                 shard.with_format(None).to_parquet(tmp / DATA_DIR / f"{split}-{index:05d}-of-{num_shards:05d}.parquet")
         card.save(tmp / "README.md")
     return out_dir
+
+
+def build_dataset_dict(
+    rows: Iterable[Mapping],
+    class_names: Sequence[str] = CLASS_NAMES,
+    *,
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+    fractions: Mapping[str, float] | None = None,
+    skip_invalid: bool = False,
+    problems: Problems | None = None,
+) -> DatasetDict:
+    """rows -> validated dataset -> every class present -> split by patient (leakage-checked).
+
+    Pass the loader's `Problems` so that problems found while listing files and while
+    reading images end up in one error (or one skip report).
+    """
+    from medicraft_hf.data.split import DEFAULT_FRACTIONS, split_by_patient
+
+    dataset = rows_to_dataset(rows, class_names, size=size, skip_invalid=skip_invalid, problems=problems)
+    check_classes_present(dataset)
+    return split_by_patient(dataset, seed=seed, fractions=fractions or DEFAULT_FRACTIONS)

@@ -1,0 +1,103 @@
+"""Build an OCT dataset (Hub layout: README.md + data/*.parquet) from class folders, the
+Kermany OCT2017 tree, a CSV manifest or vendor exports (Zeiss .img, OCT DICOM).
+
+Every image is validated and converted to 8-bit grayscale; patients are split into
+train/validation/test (seeded, stratified by class) and checked for leakage; patient ids
+are salted hashes (set MEDICRAFT_ID_SALT). Bad input stops the build with a list of every
+offending file, unless --skip-invalid, which writes the skipped files to a report beside
+the output folder (never inside it: file names can carry identifiers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "build a dataset from class folders, Kermany OCT2017, a CSV manifest or vendor files"
+
+SOURCES = ("folders", "kermany", "manifest", "vendor")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", help="input folder (folders/kermany/vendor) or CSV file (manifest)")
+    parser.add_argument("--from", dest="kind", choices=SOURCES, required=True,
+                        help="folders: <input>/<class>/<images>; kermany: <input>/{train,test}/<CLASS>/<CLASS>-<patient>-<n>.jpeg; "
+                             "manifest: a CSV of files and diagnoses; vendor: <input>/<class>/<*.img|*.dcm>")
+    parser.add_argument("--out", required=True, help="output dataset folder (created; replaced only if it holds a saved dataset)")
+    parser.add_argument("--classes", default=None, help="comma-separated class names in label-id order (default: from the input)")
+    parser.add_argument("--size", default=None, help="resize every image to HxW (e.g. 256x512); without it, all images must share one size")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the patient-level split")
+    parser.add_argument("--fractions", default="0.7,0.15,0.15", help="train,validation,test fractions of patients")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip bad files and list each in --report instead of failing")
+    parser.add_argument("--report", default=None, help="skip report CSV (default: <out>.skipped.csv beside the output)")
+    parser.add_argument("--name", default=None, help="dataset name or repo id shown in the card (default: the --out folder name)")
+    parser.add_argument("--license", default="other", help="license field of the dataset card")
+    parser.add_argument("--description", default="", help="a paragraph for the dataset card")
+    group = parser.add_argument_group("folders / vendor")
+    group.add_argument("--patient-pattern", default=None, help="regex with a (?P<patient>...) group matched on image file names")
+    group.add_argument("--img-shape", default="1024x512", help="B-scan DEPTHxWIDTH of Zeiss .img files")
+    group.add_argument("--planes", choices=("radial", "parallel"), default="radial",
+                       help="radial: N B-scans of a volume are planes i*360/N degrees; parallel: cube scans (no angle)")
+    group = parser.add_argument_group("manifest")
+    group.add_argument("--images-dir", default=None, help="folder the manifest's file names are relative to (default: the CSV's folder)")
+    for key, default in (("file", "filename"), ("label", "diagnosis"), ("patient", "patient_id"), ("exam", "exam_id"), ("eye", "eye")):
+        group.add_argument(f"--{key}-column", default=default, help=f"manifest column holding the {key}")
+
+
+def _pair(text: str, what: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not HxW, e.g. 1024x512") from None
+    if height <= 0 or width <= 0:
+        raise ValueError(f"{what} {text!r} must be positive")
+    return height, width
+
+
+def run(args) -> int:
+    from medicraft_hf.cards.dataset_card import dataset_card
+    from medicraft_hf.data.build import build_dataset_dict, save_dataset_dict
+    from medicraft_hf.data.folders import folder_rows, kermany_rows
+    from medicraft_hf.data.manifest import manifest_rows
+    from medicraft_hf.data.problems import Problems
+    from medicraft_hf.unet import parse_resolution
+
+    out = Path(args.out)
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    size = parse_resolution(args.size) if args.size else None
+    names = ("train", "validation", "test")
+    values = [float(v) for v in args.fractions.split(",")]
+    if len(values) != 3:
+        raise ValueError(f"--fractions {args.fractions!r} needs three numbers: train,validation,test")
+    fractions = dict(zip(names, values))
+    vendor = {"img_shape": _pair(args.img_shape, "--img-shape"), "planes": args.planes}
+
+    problems = Problems()
+    if args.kind == "kermany":
+        class_names, rows = kermany_rows(args.input, classes, problems)
+        source = "Kermany OCT2017 folders (Kermany's own train/test split shares patients; it was replaced by a patient-level split)"
+    elif args.kind == "manifest":
+        columns = {"file": args.file_column, "label": args.label_column, "patient": args.patient_column,
+                   "exam": args.exam_column, "eye": args.eye_column}
+        class_names, rows = manifest_rows(args.input, classes, problems, columns=columns, images_dir=args.images_dir, **vendor)
+        source = "CSV manifest of OCT B-scans"
+    else:
+        class_names, rows = folder_rows(args.input, classes, problems, patient_pattern=args.patient_pattern, **vendor)
+        source = "vendor OCT exports read with oct-converter" if args.kind == "vendor" else "class folders of OCT B-scans"
+
+    dsdict = build_dataset_dict(rows, class_names, size=size, seed=args.seed, fractions=fractions,
+                                skip_invalid=args.skip_invalid, problems=problems)
+    notes = [args.description]
+    if size:
+        notes.append(f"Every image was resized to {size[0]}x{size[1]} (HxW, bilinear).")
+    if args.skip_invalid:
+        notes.append(f"{len(problems)} invalid input(s) were skipped; the skip report is kept with the builder, not published.")
+    card = dataset_card(dsdict, name=args.name or out.name, source=source, description="\n\n".join(n for n in notes if n),
+                        license=args.license)
+    save_dataset_dict(dsdict, out, card=card)
+    counts = ", ".join(f"{split}={len(ds)}" for split, ds in dsdict.items())
+    print(f"built {out} ({counts}; classes {class_names})")
+    if args.skip_invalid:
+        report = Path(args.report) if args.report else out.with_name(out.name + ".skipped.csv")
+        problems.write_report(report)
+        print(f"skipped {len(problems)} invalid input(s); report: {report}")
+    return 0

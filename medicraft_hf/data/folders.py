@@ -1,0 +1,169 @@
+"""Class folders (`<root>/<class>/...`) and the Kermany OCT2017 layout as distributed.
+
+Each file under a class folder becomes one row (an image file) or one row per B-scan (a
+vendor file, see `medicraft_hf.data.vendor`). Hidden files (names starting with ".",
+e.g. `.DS_Store`) are ignored; any other file that is not an image or vendor export is
+reported as a problem, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from medicraft_hf.data.images import IMAGE_EXTENSIONS, InvalidImageError
+from medicraft_hf.data.problems import Problems
+from medicraft_hf.data.vendor import VENDOR_EXTENSIONS, ZEISS_IMG_SHAPE, vendor_rows
+from medicraft_hf.deid import pseudonym
+
+KERMANY_SPLITS = ("train", "test", "val")
+# `CNV-1016042-1.jpeg`: class, patient, image number (Kermany et al., Cell 2018).
+KERMANY_FILE = re.compile(r"^(?P<label>[A-Za-z]+)-(?P<patient>[A-Za-z0-9]+)-(?P<index>\d+)\.jpe?g$", re.IGNORECASE)
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def file_rows(
+    path: Path,
+    label: str,
+    problems: Problems,
+    *,
+    patient: str | None = None,
+    img_shape: tuple[int, int] = ZEISS_IMG_SHAPE,
+    planes: str = "radial",
+    salt: str | None = None,
+) -> Iterator[dict]:
+    """Rows of one file: an image file gives one row, a vendor file one row per B-scan.
+
+    `patient` is a raw patient identifier (hashed here); vendor files bring their own.
+    """
+    suffix = path.suffix.lower()
+    if suffix in VENDOR_EXTENSIONS:
+        try:
+            yield from vendor_rows(path, label, img_shape=img_shape, planes=planes, salt=salt)
+        except InvalidImageError as err:
+            problems.add(err.file, err.reason, err.fix)
+    elif suffix in IMAGE_EXTENSIONS:
+        yield {
+            "image": str(path),
+            "label": label,
+            "patient_id": pseudonym(patient, salt=salt) if patient else None,
+            "source": "real",
+            "origin": str(path),
+        }
+    else:
+        problems.add(path, f"not an image ({', '.join(IMAGE_EXTENSIONS)}) or vendor file ({', '.join(VENDOR_EXTENSIONS)})",
+                     "remove it from the class folder or convert it")
+
+
+def _class_folders(root: Path, class_names: Sequence[str] | None, problems: Problems) -> tuple[list[str], dict[str, Path]]:
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; pass the folder that holds one sub-folder per class.")
+    folders = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and _visible(p)}
+    for path in sorted(root.iterdir()):
+        if path.is_file() and _visible(path):
+            problems.add(path, "file is not inside a class folder", "move it into the folder of its class or remove it")
+    if class_names is None:
+        if not folders:
+            raise FileNotFoundError(f"{root} has no class sub-folders; expected <root>/<class>/<image files>.")
+        class_names = list(folders)  # alphabetical, like `imagefolder`; pass class_names to choose the order
+    for name, folder in folders.items():
+        if name not in class_names:
+            problems.add(folder, f"class folder {name!r} is not in the class list {list(class_names)}",
+                         "add it to --classes or move the folder out of the input")
+    return list(class_names), {name: folders[name] for name in class_names if name in folders}
+
+
+def folder_rows(
+    root: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    problems: Problems | None = None,
+    *,
+    patient_pattern: str | None = None,
+    img_shape: tuple[int, int] = ZEISS_IMG_SHAPE,
+    planes: str = "radial",
+    salt: str | None = None,
+) -> tuple[list[str], Iterator[dict]]:
+    """`<root>/<class>/**/<file>` -> (class names, rows).
+
+    Class names default to the folder names in alphabetical order. `patient_pattern` is a
+    regular expression with a `patient` group matched against each image file name;
+    without it image files carry no patient id and each one is split as its own patient
+    (the dataset card warns). Vendor files always carry their patient (hashed).
+    """
+    problems = problems if problems is not None else Problems()
+    root = Path(root)
+    class_names, folders = _class_folders(root, class_names, problems)
+    pattern = re.compile(patient_pattern) if patient_pattern else None
+    if pattern is not None and "patient" not in pattern.groupindex:
+        raise ValueError(f"--patient-pattern {patient_pattern!r} needs a named group (?P<patient>...)")
+
+    def rows():
+        for label, folder in folders.items():
+            for path in _files(folder):
+                patient = None
+                if pattern is not None and path.suffix.lower() in IMAGE_EXTENSIONS:
+                    match = pattern.search(path.name)
+                    if not match:
+                        problems.add(path, f"file name does not match --patient-pattern {patient_pattern!r}",
+                                     "rename the file or fix the pattern")
+                        continue
+                    patient = match.group("patient")
+                yield from file_rows(path, label, problems, patient=patient, img_shape=img_shape, planes=planes, salt=salt)
+
+    return class_names, rows()
+
+
+def kermany_rows(
+    root: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    problems: Problems | None = None,
+    *,
+    salt: str | None = None,
+) -> tuple[list[str], Iterator[dict]]:
+    """The Kermany OCT2017 tree as distributed: `{train,test,val}/<CLASS>/<CLASS>-<patient>-<n>.jpeg`.
+
+    The patient id comes from the file name (then hashed). Kermany's own train/test split
+    shares patients, so its split folders are merged and the caller re-splits by patient.
+    A file whose name does not follow the pattern, or names another class than its
+    folder, is a problem.
+    """
+    problems = problems if problems is not None else Problems()
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; pass the OCT2017 folder holding train/ and test/.")
+    splits = [root / s for s in KERMANY_SPLITS if (root / s).is_dir()]
+    if not splits:
+        raise FileNotFoundError(f"{root} has none of the Kermany split folders {KERMANY_SPLITS}; "
+                                "for plain <root>/<class>/ folders use --from folders.")
+    for path in sorted(root.iterdir()):
+        if _visible(path) and path.name not in KERMANY_SPLITS:
+            problems.add(path, "not a Kermany split folder", f"remove it; expected only {KERMANY_SPLITS}")
+    if class_names is None:
+        class_names = sorted({p.name for s in splits for p in s.iterdir() if p.is_dir() and _visible(p)})
+    class_names = list(class_names)
+    per_split = [_class_folders(s, class_names, problems)[1] for s in splits]
+
+    def rows():
+        for folders in per_split:
+            for label, folder in folders.items():
+                for path in _files(folder):
+                    match = KERMANY_FILE.match(path.name)
+                    if not match:
+                        problems.add(path, "file name is not <CLASS>-<patient>-<n>.jpeg", "rename it as Kermany names files, or remove it")
+                        continue
+                    if match.group("label").upper() != label.upper():
+                        problems.add(path, f"file name says class {match.group('label')!r} but it is in folder {label!r}",
+                                     "move it to the folder of its class")
+                        continue
+                    yield from file_rows(path, label, problems, patient=match.group("patient"), salt=salt)
+
+    return class_names, rows()

@@ -1,0 +1,125 @@
+"""Vendor OCT exports read with `oct-converter`: one row per B-scan, identifiers hashed.
+
+Supported: Zeiss `.img` (raw uint8 volumes) and OCT DICOM (`.dcm`). Identifiers in file
+names, vendor headers and DICOM tags are never copied: the patient id becomes a salted
+hash (`medicraft_hf.deid.pseudonym`), and names, birth dates and dates are not read at
+all. A volume of N B-scans is taken as a radial scan through the fovea (the medicraft
+protocol: 12 planes, 30 degrees apart) with plane i at ``i * 360 / N`` degrees; pass
+``planes="parallel"`` for cube scans, whose rows then carry no angle (``plane_deg=None``)
+and keep their plane order in the dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from medicraft_hf.data.images import InvalidImageError, rescale_to_uint8
+from medicraft_hf.deid import pseudonym
+
+VENDOR_EXTENSIONS = (".img", ".dcm")
+PLANE_LAYOUTS = ("radial", "parallel")
+ZEISS_IMG_SHAPE = (1024, 512)  # (depth, width) of one B-scan, oct-converter's default
+
+
+def _volume_uint8(volume) -> np.ndarray:
+    """(N, H, W) uint8; deeper bit depths are rescaled over the whole volume's range,
+    so all planes of one exam keep the same brightness scale."""
+    volume = np.asarray(volume)
+    if volume.ndim == 2:
+        volume = volume[None]
+    if volume.ndim == 4 and volume.shape[-1] in (3, 4):  # RGB DICOM frames -> luminance
+        volume = volume[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        volume = np.round(volume).astype(np.uint8) if volume.max() <= 255 else volume
+    if volume.ndim != 3:
+        raise ValueError(f"expected a volume of B-scans (N, H, W), got shape {volume.shape}")
+    return volume if volume.dtype == np.uint8 else rescale_to_uint8(volume)
+
+
+def read_zeiss_img(path: Path, shape: tuple[int, int] = ZEISS_IMG_SHAPE) -> dict:
+    from oct_converter.readers import IMG
+
+    depth, width = shape
+    size = path.stat().st_size
+    if size == 0 or size % (depth * width):
+        raise InvalidImageError(
+            path, f"{size} bytes is not a whole number of {depth}x{width} B-scans",
+            "pass the scan's B-scan shape with --img-shape DEPTHxWIDTH (Zeiss default 1024x512), or re-export")
+    oct_volume = IMG(path).read_oct_volume(rows=depth, cols=width)
+    # oct-converter parses the patient id and eye from the Zeiss file name.
+    volume = np.stack([np.asarray(b) for b in oct_volume.volume])
+    eye = {"R": "OD", "L": "OS"}.get(oct_volume.laterality or "")
+    date = oct_volume.acquisition_date.isoformat() if oct_volume.acquisition_date else None
+    return {"volume": volume, "patient": oct_volume.patient_id, "eye": eye, "exam": date}
+
+
+def read_oct_dicom(path: Path) -> dict:
+    import pydicom
+    from oct_converter.readers import Dicom
+
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as err:  # pydicom raises several types for a non-DICOM file
+        raise InvalidImageError(path, f"not a readable DICOM file ({err})", "re-export it as DICOM or remove it") from None
+    try:
+        if getattr(header, "Manufacturer", None):
+            volume = Dicom(path).read_oct_volume().volume
+        else:  # oct-converter's reader needs the tag; read the same pixels with pydicom
+            volume = pydicom.dcmread(path).pixel_array
+    except ValueError as err:  # e.g. Zeiss DICOMs, which oct-converter reads differently
+        raise InvalidImageError(path, f"oct-converter cannot read it ({err})", "export the scan as Zeiss .img or standard OCT DICOM") from None
+    except Exception as err:
+        raise InvalidImageError(path, f"no readable pixel data ({err})", "re-export the scan or remove it") from None
+    laterality = getattr(header, "ImageLaterality", None) or getattr(header, "Laterality", None)
+    eye = {"R": "OD", "L": "OS"}.get(str(laterality or "").upper())
+    # Only the ids needed for grouping are read, and only to be hashed.
+    return {"volume": volume, "patient": getattr(header, "PatientID", None) or None, "eye": eye,
+            "exam": getattr(header, "StudyInstanceUID", None) or getattr(header, "SeriesInstanceUID", None)}
+
+
+def vendor_rows(
+    path: str | os.PathLike,
+    label,
+    *,
+    img_shape: tuple[int, int] = ZEISS_IMG_SHAPE,
+    planes: str = "radial",
+    salt: str | None = None,
+) -> Iterator[dict]:
+    """Schema rows, one per B-scan of the vendor file at `path`, with `label`.
+
+    A file whose header has no patient id is grouped as one patient of its own (all its
+    B-scans stay in one split). Raises `InvalidImageError` for an unreadable file.
+    """
+    path = Path(path)
+    if planes not in PLANE_LAYOUTS:
+        raise ValueError(f"planes must be one of {PLANE_LAYOUTS}, got {planes!r}")
+    suffix = path.suffix.lower()
+    if suffix == ".img":
+        scan = read_zeiss_img(path, img_shape)
+    elif suffix == ".dcm":
+        scan = read_oct_dicom(path)
+    else:
+        raise InvalidImageError(path, f"unsupported vendor format {suffix!r}", f"use one of {VENDOR_EXTENSIONS}")
+    try:
+        volume = _volume_uint8(scan["volume"])
+    except ValueError as err:
+        raise InvalidImageError(path, str(err), "re-export the scan as a volume of 2-D B-scans") from None
+
+    patient_key = scan["patient"] or f"file:{path.resolve()}"
+    patient_id = pseudonym(patient_key, salt=salt)
+    exam_id = pseudonym(f"{patient_key}/{scan['exam'] or path.resolve()}/{scan['eye']}", salt=salt, prefix="e")
+    n = len(volume)
+    for index, bscan in enumerate(volume):
+        yield {
+            "image": bscan,
+            "label": label,
+            "patient_id": patient_id,
+            "exam_id": exam_id,
+            "eye": scan["eye"],
+            "plane_deg": 360.0 * index / n if planes == "radial" else None,
+            "source": "real",
+            "origin": f"{path}[{index}]",
+        }

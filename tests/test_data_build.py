@@ -1,0 +1,165 @@
+"""rows -> Dataset (conversion, validation), patient-level split, save -> load_dataset, card."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from datasets import DatasetDict, load_dataset
+from PIL import Image
+
+from medicraft_hf.cards.dataset_card import dataset_card
+from medicraft_hf.data.build import build_dataset_dict, rows_to_dataset, save_dataset_dict
+from medicraft_hf.data.images import load_image, read_image
+from medicraft_hf.data.load import load_oct_dataset
+from medicraft_hf.data.problems import InvalidInputError, Problems
+from medicraft_hf.data.split import check_no_patient_leakage, split_by_patient
+from medicraft_hf.schema import oct_features
+from tests.data_inputs import bscan
+
+
+def phantomish_rows(num_patients=24, planes=3, class_names=("healthy", "nevus", "nevus_fluid", "melanoma")):
+    rows = []
+    for p in range(num_patients):
+        for k in range(planes):
+            rows.append({"image": bscan(1000 * p + k), "label": class_names[p % len(class_names)],
+                         "patient_id": f"p-{p:03d}", "exam_id": f"e-{p:03d}", "eye": "OD",
+                         "plane_deg": 30.0 * k, "source": "phantom"})
+    return rows
+
+
+def test_16bit_rescaled_by_actual_range_and_rgb_to_luminance(tmp_path):
+    ramp = (np.arange(16 * 32).reshape(16, 32) * 3 + 1000).astype(np.uint16)  # a 12-bit range inside 16 bits
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    gray = np.asarray(read_image(tmp_path / "deep.png"))
+    assert gray.dtype == np.uint8 and gray.min() == 0 and gray.max() == 255  # not clipped to 255 everywhere
+    expected = np.round((ramp - 1000.0) * 255.0 / (ramp.max() - 1000.0))
+    assert np.abs(gray.astype(float) - expected).max() <= 1
+    assert np.all(np.diff(gray.ravel().astype(int)) >= 0)  # order of intensities kept
+
+    rgb = np.zeros((16, 32, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    lum = np.asarray(read_image(tmp_path / "rgb.png"))
+    assert lum.shape == (16, 32) and abs(int(lum[0, 0]) - round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)) <= 1
+    assert np.asarray(load_image(np.full((4, 4), 0.5))).max() == 128  # float in [0, 1] scaled, not stretched
+
+
+def test_rows_to_dataset_schema_and_hash_ids():
+    ds = rows_to_dataset(phantomish_rows(4, 2))
+    assert ds.features == oct_features()
+    row = ds[0]
+    assert row["image"].mode == "L" and row["image"].size == (32, 16)
+    assert np.array_equal(np.asarray(row["image"]), bscan(0))
+    assert row["image_id"].startswith("img-") and len(set(ds["image_id"])) == len(ds)
+    assert row["label"] == 0 and ds[2]["label"] == 1 and row["plane_deg"] == 0.0
+
+
+def test_bad_rows_all_named_then_skipped_with_report(tmp_path):
+    good = phantomish_rows(4, 2)
+    (tmp_path / "trunc.png").write_bytes(_png(bscan(7))[:60])
+    (tmp_path / "junk.png").write_bytes(b"this is not an image")
+    bad = [
+        {"image": bscan(0), "label": "healthy", "patient_id": "x", "source": "real", "origin": "dup.png"},
+        {"image": bscan(99), "label": "tumour", "patient_id": "y", "source": "real", "origin": "unknown_label.png"},
+        {"image": str(tmp_path / "trunc.png"), "label": "nevus", "patient_id": "z", "source": "real"},
+        {"image": str(tmp_path / "junk.png"), "label": "nevus", "patient_id": "z", "source": "real"},
+        {"image": bscan(98, 20, 32), "label": "nevus", "patient_id": "w", "source": "real", "origin": "odd_size.png"},
+    ]
+    with pytest.raises(InvalidInputError) as err:
+        rows_to_dataset(good + bad)
+    message = str(err.value)
+    for name, why in [("dup.png", "duplicate"), ("unknown_label.png", "tumour"), ("trunc.png", "truncated"),
+                      ("junk.png", "not a readable image"), ("odd_size.png", "20x32")]:
+        line = next(l for l in message.splitlines() if name in l)
+        assert why in line, line
+    assert "--skip-invalid" in message and "--size" in message
+
+    problems = Problems()
+    ds = rows_to_dataset(good + bad, skip_invalid=True, problems=problems)
+    assert len(ds) == len(good) and len(problems) == 5
+    problems.write_report(tmp_path / "skipped.csv")
+    report = (tmp_path / "skipped.csv").read_text()
+    assert all(n in report for n in ("dup.png", "unknown_label.png", "trunc.png", "junk.png", "odd_size.png"))
+
+    # With a size, mixed sizes are resized instead of rejected.
+    resized = rows_to_dataset(good + [bad[-1]], size=(8, 16))
+    assert {im.size for im in resized["image"]} == {(16, 8)}
+
+
+def _png(array):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_split_by_patient_stratified_deterministic_no_leakage():
+    ds = rows_to_dataset(phantomish_rows(40, 3))
+    a, b = split_by_patient(ds, seed=0), split_by_patient(ds, seed=0)
+    assert list(a) == ["train", "validation", "test"]
+    assert {s: a[s]["image_id"] for s in a} == {s: b[s]["image_id"] for s in b}
+    c = split_by_patient(ds, seed=1)
+    assert set(a["test"]["patient_id"]) != set(c["test"]["patient_id"])
+    # 10 patients per class -> 7 / 1-2 / 1-2 per class; every class in every split
+    for split in a.values():
+        assert set(split["label"]) == {0, 1, 2, 3}
+    patients = {s: set(a[s]["patient_id"]) for s in a}
+    assert len(patients["train"]) == 28 and sum(map(len, patients.values())) == 40
+    assert not patients["train"] & patients["test"] and not patients["train"] & patients["validation"]
+    check_no_patient_leakage(a)
+
+    leaky = DatasetDict({"train": ds.select(range(0, 6)), "test": ds.select(range(5, 9))})
+    with pytest.raises(ValueError, match=r"Leakage: 1 patient\(s\).*p-001 in \['test', 'train'\]"):
+        check_no_patient_leakage(leaky)
+
+
+def test_rows_without_patient_are_own_patients_and_card_warns():
+    rows = phantomish_rows(8, 1)
+    for row in rows:
+        row["patient_id"] = None
+    with pytest.warns(UserWarning, match="no patient_id"):
+        dsdict = split_by_patient(rows_to_dataset(rows), fractions={"train": 0.5, "test": 0.5})
+    assert sum(map(len, dsdict.values())) == 8
+    card = dataset_card(dsdict, name="no-ids", source="test")
+    assert "have no patient id" in card.text
+
+
+def test_save_load_roundtrip_keeps_custom_label_order(tmp_path):
+    names = ["zeta", "alpha", "mid"]  # not alphabetical: the order must survive
+    dsdict = build_dataset_dict(phantomish_rows(18, 2, class_names=names), names, seed=3)
+    card = dataset_card(dsdict, name="my-org/oct-demo", source="unit test", license="cc-by-4.0",
+                        extra_sections={"Generation settings": "scheduler: dpmsolver++"})
+    out = save_dataset_dict(dsdict, tmp_path / "oct-demo", card=card)
+    assert sorted(p.name.split("-")[0] for p in (out / "data").glob("*.parquet")) == ["test", "train", "validation"]
+
+    plain = load_dataset(str(out))  # plain datasets, no medicraft code
+    assert plain["train"].features["label"].names == names
+    assert {s: len(d) for s, d in plain.items()} == {s: len(d) for s, d in dsdict.items()}
+    back = load_oct_dataset(out)
+    assert back["test"]["image_id"] == dsdict["test"]["image_id"]
+    assert np.array_equal(np.asarray(back["train"][0]["image"]), np.asarray(dsdict["train"][0]["image"]))
+
+    text = (out / "README.md").read_text()
+    for needle in ("license: cc-by-4.0", "**by patient**", "salted one-way hashes", 'load_dataset("my-org/oct-demo")',
+                   "## Generation settings", "| 0: `zeta` |", "**patients**"):
+        assert needle in text, needle
+    train_zeta = sum(1 for label in dsdict["train"]["label"] if label == 0)
+    assert f"| 0: `zeta` | {train_zeta} |" in text
+
+    # Saving again over a saved dataset is allowed; over anything else it is refused.
+    save_dataset_dict(dsdict, out)
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a saved dataset"):
+        save_dataset_dict(dsdict, tmp_path / "precious")
+    with pytest.raises(ValueError, match="Leakage"):
+        save_dataset_dict(DatasetDict({"train": dsdict["train"], "test": dsdict["train"]}), tmp_path / "leak")
+
+
+def test_empty_class_is_an_error():
+    rows = phantomish_rows(6, 1, class_names=("healthy", "nevus"))
+    with pytest.raises(InvalidInputError, match=r"\['melanoma'\] have no images"):
+        build_dataset_dict(rows, ("healthy", "nevus", "melanoma"))
