@@ -1,0 +1,1 @@
+"""Evaluation of OCT datasets: usefulness, fidelity, privacy and anatomical plausibility."""
