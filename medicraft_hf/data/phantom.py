@@ -142,14 +142,14 @@ class PhantomPatient:
                 cy = p.lesion_r_mm * np.sin(np.radians(p.lesion_theta_deg)) + r * np.sin(a)
                 p.drusen.append((cx, cy, rng.uniform(0.08, 0.2), rng.uniform(25, 55)))
             if label == "nevus_fluid":
-                p.fluid_um = rng.uniform(90, 170)
+                p.fluid_um = rng.uniform(130, 240)
                 p.fluid_radius_mm = p.lesion_radius_mm * rng.uniform(0.7, 1.0)
         else:  # melanoma
             p.lesion_radius_mm = rng.uniform(1.5, 2.3)
             p.lesion_r_mm = p.lesion_radius_mm * rng.uniform(0.4, 0.95) + 0.2
             p.lesion_height_um = rng.uniform(300, 480)
             p.lesion_depth_um = rng.uniform(250, 400)
-            p.fluid_um = rng.uniform(90, 180)
+            p.fluid_um = rng.uniform(110, 220)
             p.fluid_radius_mm = p.lesion_radius_mm * rng.uniform(1.05, 1.3)
         return p
 
@@ -360,7 +360,7 @@ def render_bscan(
             shade = np.clip(mass_depth / max(patient.lesion_depth_um, 1) * 1.6, 0, 1)[None]
             below = np.where(in_mass, mass, below * (1 - shade * (1 - shadow)))
         else:
-            mass = 0.74 * np.exp(-np.maximum(d_um, 0) / 500.0) + 0.02 * gaussian_filter(rng.standard_normal((H, W)), 1)
+            mass = 0.76 * np.exp(-np.maximum(d_um, 0) / 280.0) + 0.02 * gaussian_filter(rng.standard_normal((H, W)), 1)
             shade = (mass_depth > 1)[None]
             below = np.where(in_mass, mass, np.where(shade & (d_um > 0), below * 0.65, below))
     img = img * (1 - below_bm) + below * below_bm
@@ -439,8 +439,9 @@ def _stamp(img: np.ndarray, yc: float, xc: float, ry: float, rx: float, value: f
     if y0 >= y1 or x0 >= x1:
         return
     yy, xx = np.ogrid[y0:y1, x0:x1]
-    blob = value * np.exp(-(((yy - yc) / ry) ** 2 + ((xx - xc) / rx) ** 2))
-    np.maximum(img[y0:y1, x0:x1], blob, out=img[y0:y1, x0:x1])
+    g = np.exp(-(((yy - yc) / ry) ** 2 + ((xx - xc) / rx) ** 2))
+    patch = img[y0:y1, x0:x1]
+    np.maximum(patch, patch * (1 - g) + value * g, out=patch)  # blend: no halo in dark surroundings
 
 
 def _scramble(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
