@@ -1,0 +1,264 @@
+"""medicraft-hf Space: generate OCT B-scans of a chosen class and see each one's anatomy check.
+
+Runs on Hugging Face Spaces and locally (`python space/app.py`). The model is a saved
+pipeline folder or a Hub id named by the `MEDICRAFT_MODEL` environment variable
+(optionally `MEDICRAFT_MODEL_REVISION`); without it, the demo model embedded in
+medicraft-hf. Generation and the anatomy check are library calls: this file only wires
+controls to them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import tempfile
+import time
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from medicraft_hf.data.build import rows_to_dataset
+from medicraft_hf.evaluation.anatomy import check_anatomy
+from medicraft_hf.generate import generate_images
+from medicraft_hf.io import atomic_path, write_bytes_atomic
+from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS, load_pipeline, make_scheduler, model_id_of
+from medicraft_hf.pipeline import OCTDiffusionPipeline
+
+# Bounded work per request: at most MAX_IMAGES images of at most MAX_STEPS denoising
+# steps (x2 UNet calls with guidance), one request at a time (QUEUE_CONCURRENCY), and at
+# most QUEUE_SIZE requests waiting; more are turned away with a "queue is full" message.
+MAX_IMAGES = 16
+MAX_STEPS = 100
+MAX_GUIDANCE = 10.0
+MAX_SEED = 2**31 - 1
+QUEUE_CONCURRENCY = 1
+QUEUE_SIZE = 20
+# Images denoised together; the gallery fills in one batch at a time.
+BATCH_SIZE = 4
+# Request folders (zip + parquet) older than this are deleted.
+KEEP_DOWNLOADS_S = 3600
+
+ALL_CLASSES = "all classes, balanced"
+
+EXAMPLES = [
+    # class, images, seed, scheduler, steps, guidance
+    [ALL_CLASSES, 8, 0, "dpmsolver++", 25, 1.0],
+    ["melanoma", 4, 7, "dpmsolver++", 25, 2.0],
+    ["healthy", 4, 42, "unipc", 20, 1.0],
+    ["nevus_fluid", 4, 3, "ddim", 50, 1.5],
+]
+
+
+# ---------------------------------------------------------------------- pure functions
+def check_request(num_images, seed, scheduler, steps, guidance) -> tuple[int, int, str, int, float]:
+    """Validate one request's numbers (API callers skip the sliders); ValueError names the bad value."""
+    num_images = _as_int("Number of images", num_images, 1, MAX_IMAGES)
+    seed = _as_int("Seed", seed, 0, MAX_SEED)
+    steps = _as_int("Steps", steps, 1, MAX_STEPS)
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {sorted(SCHEDULERS)}.")
+    try:
+        guidance = float(guidance)
+    except (TypeError, ValueError):
+        raise ValueError(f"Guidance must be a number between 0 and {MAX_GUIDANCE}, got {guidance!r}.") from None
+    if not 0 <= guidance <= MAX_GUIDANCE:
+        raise ValueError(f"Guidance must be between 0 and {MAX_GUIDANCE}, got {guidance}.")
+    return num_images, seed, scheduler, steps, guidance
+
+
+def _as_int(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or value is None or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{name} must be a whole number between {low} and {high}, got {value!r}.")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number between {low} and {high}, got {value!r}.") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {number}.")
+    return number
+
+
+def class_counts(choice: str, num_images: int, class_names: list[str]) -> dict[str, int]:
+    """Images per class: all to one class, or spread evenly (the first classes get the rest)."""
+    if choice == ALL_CLASSES:
+        base, extra = divmod(num_images, len(class_names))
+        return {name: base + (i < extra) for i, name in enumerate(class_names) if base + (i < extra)}
+    if choice not in class_names:
+        raise ValueError(f"Unknown class {choice!r}; this model knows {class_names} or {ALL_CLASSES!r}.")
+    return {choice: num_images}
+
+
+def caption(row: dict, class_names: list[str]) -> str:
+    """Gallery caption: class and the anatomy check's verdict and plausibility score."""
+    return f"{class_names[row['label']]} · anatomy: {row['anatomy_verdict']} ({row['anatomy_score']:.2f})"
+
+
+def write_downloads(rows: list[dict], class_names: list[str], folder: Path) -> tuple[Path, Path]:
+    """The batch as a zip of PNGs (+ metadata.csv, imagefolder style) and a parquet in the OCT schema."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = io.StringIO()
+    fields = ["file_name", "label", "image_id", "seed", "scheduler", "num_inference_steps",
+              "guidance_scale", "model_id", "anatomy_verdict", "anatomy_score"]
+    writer = csv.DictWriter(table, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, row in enumerate(rows):
+            name = f"{i:03d}_{class_names[row['label']]}.png"
+            png = io.BytesIO()
+            row["image"].save(png, format="PNG")
+            zf.writestr(name, png.getvalue())
+            writer.writerow({**row, "file_name": name, "label": class_names[row["label"]]})
+        zf.writestr("metadata.csv", table.getvalue())
+    zip_path = folder / "oct_batch.zip"
+    write_bytes_atomic(zip_path, archive.getvalue())
+
+    # The parquet keeps exactly the schema's columns; the anatomy check lives in the zip's csv.
+    schema_rows = [{k: v for k, v in row.items() if not k.startswith("anatomy_")} for row in rows]
+    parquet_path = folder / "oct_batch.parquet"
+    with atomic_path(parquet_path) as tmp:
+        rows_to_dataset(schema_rows, class_names=class_names).to_parquet(str(tmp))
+    return zip_path, parquet_path
+
+
+def summary(rows: list[dict], class_names: list[str], seconds: float, first_s: float, settings: str) -> str:
+    per_class = Counter(class_names[row["label"]] for row in rows)
+    verdicts = Counter(row["anatomy_verdict"] for row in rows)
+    return (
+        f"**{len(rows)} images** in {seconds:.1f} s (first after {first_s:.1f} s) · {settings}  \n"
+        f"Per class: {', '.join(f'{k} {v}' for k, v in per_class.items())} · "
+        f"Anatomy check: {', '.join(f'{k} {v}' for k, v in verdicts.most_common())}"
+    )
+
+
+def _prune_downloads(work_dir: Path, max_age_s: float = KEEP_DOWNLOADS_S) -> None:
+    now = time.time()
+    for folder in work_dir.iterdir():
+        if folder.is_dir() and now - folder.stat().st_mtime > max_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- the app
+class Generator:
+    """Holds the loaded model; one sampler per scheduler name, sharing the UNet."""
+
+    def __init__(self, pipe: OCTDiffusionPipeline, model_id: str, work_dir: Path):
+        self.pipe = pipe
+        self.model_id = model_id
+        self.work_dir = work_dir
+        self._pipes: dict[str, OCTDiffusionPipeline] = {}
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.pipe.class_names
+
+    def pipeline_for(self, scheduler: str) -> OCTDiffusionPipeline:
+        if scheduler not in self._pipes:
+            pipe = OCTDiffusionPipeline(self.pipe.unet, make_scheduler(scheduler, self.pipe.scheduler.config),
+                                        class_names=self.class_names)
+            pipe.set_progress_bar_config(disable=True)
+            self._pipes[scheduler] = pipe
+        return self._pipes[scheduler]
+
+    def generate(self, class_choice, num_images, seed, scheduler, steps, guidance, progress=gr.Progress()):
+        """Stream the gallery one batch at a time; the last update adds the downloads."""
+        try:
+            num_images, seed, scheduler, steps, guidance = check_request(num_images, seed, scheduler, steps, guidance)
+            counts = class_counts(class_choice, num_images, self.class_names)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
+
+        settings = f"{scheduler}, {steps} steps, guidance {guidance:g}, seed {seed}"
+        progress(0, desc=f"Generating {num_images} images ({settings})")
+        start = time.perf_counter()
+        first_s = None
+        rows, gallery = [], []
+        images = generate_images(self.pipeline_for(scheduler), counts, seed=seed, num_inference_steps=steps,
+                                 guidance_scale=guidance, batch_size=BATCH_SIZE, model_id=self.model_id)
+        for row in images:
+            result = check_anatomy(row["image"])
+            row.update(anatomy_verdict=result.verdict, anatomy_score=float(result.score))
+            rows.append(row)
+            gallery.append((row["image"], caption(row, self.class_names)))
+            first_s = first_s if first_s is not None else time.perf_counter() - start
+            progress(len(rows) / num_images, desc=f"{len(rows)}/{num_images} images")
+            if len(rows) % BATCH_SIZE == 0 and len(rows) < num_images:
+                yield gallery, None, f"{len(rows)}/{num_images} images…"
+
+        _prune_downloads(self.work_dir)
+        downloads = write_downloads(rows, self.class_names, self.work_dir / uuid.uuid4().hex)
+        message = summary(rows, self.class_names, time.perf_counter() - start, first_s, settings)
+        yield gallery, [str(p) for p in downloads], message
+
+
+def load_model(model: str | Path | OCTDiffusionPipeline | None = None) -> tuple[OCTDiffusionPipeline, str]:
+    """The pipeline and the model id provenance records: argument, else $MEDICRAFT_MODEL, else the demo."""
+    if isinstance(model, OCTDiffusionPipeline):
+        return model, model_id_of(model.name_or_path or "in-memory")
+    if model is None:
+        model = os.environ.get("MEDICRAFT_MODEL") or None
+    revision = os.environ.get("MEDICRAFT_MODEL_REVISION") or None
+    return load_pipeline(model, revision=revision), model_id_of(model)
+
+
+def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
+               extra_tabs: dict[str, Callable[[], None]] | None = None) -> gr.Blocks:
+    """The Space's Blocks, queued and bounded, ready to `.launch()`.
+
+    `extra_tabs` maps a tab title to a function that builds that tab's components (for
+    example the expert-review app); without it the generator is the whole page.
+    """
+    pipe, model_id = load_model(model)
+    generator = Generator(pipe, model_id, Path(tempfile.mkdtemp(prefix="medicraft-space-")))
+    height, width = pipe.image_size
+
+    # Gradio deletes its cached copies of outputs (gallery images, downloads) after an hour.
+    with gr.Blocks(title="medicraft-hf: synthetic OCT B-scans", delete_cache=(600, KEEP_DOWNLOADS_S)) as demo:
+        gr.Markdown(
+            "# Synthetic OCT B-scans\n"
+            f"Class-conditional diffusion model `{model_id}` ({height}×{width} px, classes: "
+            f"{', '.join(pipe.class_names)}). Each image is checked for plausible retinal anatomy "
+            "(one fovea, ordered layers). Synthetic images are for teaching and research, not diagnosis."
+        )
+        if extra_tabs:
+            with gr.Tabs():
+                with gr.Tab("Generate"):
+                    _generate_tab(generator)
+                for title, build in extra_tabs.items():
+                    with gr.Tab(title):
+                        build()
+        else:
+            _generate_tab(generator)
+    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def _generate_tab(generator: Generator) -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            class_choice = gr.Dropdown([ALL_CLASSES, *generator.class_names], value=ALL_CLASSES, label="Class")
+            num_images = gr.Slider(1, MAX_IMAGES, value=8, step=1, label=f"Number of images (max {MAX_IMAGES})")
+            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed (same seed, same images)")
+            scheduler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
+            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=f"Steps (max {MAX_STEPS})")
+            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.5,
+                                 label="Guidance (1 = plain class-conditional; higher follows the class more)")
+            run = gr.Button("Generate", variant="primary", elem_id="generate")
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Generated B-scans", columns=2, format="png", elem_id="gallery")
+            status = gr.Markdown(elem_id="status")
+            downloads = gr.File(label="Download the batch (zip of PNGs, parquet in the OCT schema)",
+                                file_count="multiple", elem_id="downloads")
+    inputs = [class_choice, num_images, seed, scheduler, steps, guidance]
+    gr.Examples(EXAMPLES, inputs=inputs, label="Presets")
+    run.click(generator.generate, inputs=inputs, outputs=[gallery, downloads, status], api_name="generate")
+
+
+if __name__ == "__main__":
+    build_demo().launch()

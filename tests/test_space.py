@@ -1,0 +1,202 @@
+"""The Space (space/app.py) launched on 127.0.0.1 and called with gradio_client, like a user's script."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+from huggingface_hub import RepoCard
+from PIL import Image
+
+from medicraft_hf.schema import CLASS_NAMES, check_schema
+from tests.factories import save_tiny_pipeline, tiny_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "space"
+
+
+def load_space_module(name: str = "app"):
+    """Import space/<name>.py (the Space folder is a plain folder, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"medicraft_space_{name}", SPACE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def app():
+    return load_space_module()
+
+
+@pytest.fixture(scope="module")
+def client(app, tmp_path_factory):
+    """One launched app per module (start-up costs seconds) on an untrained 32x64 model."""
+    model_dir = save_tiny_pipeline(tmp_path_factory.mktemp("space-model") / "tiny")
+    demo = app.build_demo(model=model_dir)
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+def generate(client, class_choice="all classes, balanced", num_images=6, seed=0, scheduler="dpmsolver++",
+             steps=2, guidance=1.0):
+    return client.predict(class_choice, num_images, seed, scheduler, steps, guidance, api_name="/generate")
+
+
+def label_of(caption: str) -> str:
+    return caption.split(" · ")[0]
+
+
+# ---------------------------------------------------------------------- over HTTP
+def test_balanced_batch_has_right_count_size_and_downloads(client):
+    gallery, files, status = generate(client, num_images=6)
+
+    assert len(gallery) == 6
+    for item in gallery:
+        image = Image.open(item["image"])
+        assert image.size == (64, 32)  # (W, H) of the tiny 32x64 model
+        assert image.mode == "L"
+        assert re.fullmatch(r"\w+ · anatomy: \w+ \(\d\.\d\d\)", item["caption"]), item["caption"]
+    # 6 over 4 classes: the first two classes get the remainder.
+    assert Counter(label_of(item["caption"]) for item in gallery) == {
+        "healthy": 2, "nevus": 2, "nevus_fluid": 1, "melanoma": 1}
+    assert "6 images" in status
+
+    zip_path = next(f for f in files if f.endswith(".zip"))
+    parquet_path = next(f for f in files if f.endswith(".parquet"))
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        assert sorted(n for n in names if n.endswith(".png")) == sorted(
+            f"{i:03d}_{label_of(item['caption'])}.png" for i, item in enumerate(gallery))
+        metadata = zf.read("metadata.csv").decode().splitlines()
+        assert metadata[0].startswith("file_name,label,") and len(metadata) == 7
+        first = np.asarray(Image.open(zf.open("000_healthy.png")))
+    assert np.array_equal(first, np.asarray(Image.open(gallery[0]["image"])))
+
+    ds = datasets.Dataset.from_parquet(parquet_path)
+    check_schema(ds)
+    assert ds.features["label"].names == list(CLASS_NAMES)
+    assert Counter(ds.features["label"].int2str(ds["label"])) == {"healthy": 2, "nevus": 2, "nevus_fluid": 1,
+                                                                   "melanoma": 1}
+    assert set(ds["source"]) == {"synthetic"}
+    assert set(ds["num_inference_steps"]) == {2} and set(ds["seed"]) == {0}
+    assert np.array_equal(np.asarray(ds[0]["image"]), first)
+
+
+def test_one_class_and_same_seed_same_images(client):
+    gallery, _, _ = generate(client, "melanoma", num_images=3, seed=5, scheduler="unipc", steps=3, guidance=2.0)
+    again, _, _ = generate(client, "melanoma", num_images=3, seed=5, scheduler="unipc", steps=3, guidance=2.0)
+    other, _, _ = generate(client, "melanoma", num_images=3, seed=6, scheduler="unipc", steps=3, guidance=2.0)
+
+    assert [label_of(item["caption"]) for item in gallery] == ["melanoma"] * 3
+    pixels = [np.asarray(Image.open(item["image"])) for item in gallery]
+    assert all(np.array_equal(a, np.asarray(Image.open(b["image"]))) for a, b in zip(pixels, again))
+    assert not np.array_equal(pixels[0], np.asarray(Image.open(other[0]["image"])))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_images": 17}, "17"),  # above MAX_IMAGES
+        ({"num_images": 0}, "0"),
+        ({"steps": 101}, "101"),  # above MAX_STEPS
+        ({"guidance": -1.0}, "-1"),
+        ({"class_choice": "glaucoma"}, "glaucoma"),
+        ({"scheduler": "euler"}, "euler"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(client, kwargs, message):
+    with pytest.raises(AppError, match=message):
+        generate(client, **kwargs)
+
+
+# ---------------------------------------------------------------------- pure functions
+def test_check_request_bounds_the_work(app):
+    assert app.check_request(app.MAX_IMAGES, 3, "ddim", app.MAX_STEPS, 0) == (app.MAX_IMAGES, 3, "ddim",
+                                                                                app.MAX_STEPS, 0.0)
+    for bad, match in [
+        ((app.MAX_IMAGES + 1, 0, "ddim", 10, 1.0), "Number of images must be between 1 and 16"),
+        ((2, 0, "ddim", app.MAX_STEPS + 1, 1.0), "Steps must be between 1 and 100"),
+        ((2, -1, "ddim", 10, 1.0), "Seed"),
+        ((2.5, 0, "ddim", 10, 1.0), "whole number"),
+        ((2, 0, "ddim", 10, "strong"), "Guidance must be a number"),
+        ((2, 0, "ddim", 10, 11), "Guidance must be between 0 and 10"),
+        ((2, 0, "heun", 10, 1.0), "Unknown scheduler 'heun'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            app.check_request(*bad)
+
+
+def test_class_counts(app):
+    names = list(CLASS_NAMES)
+    assert app.class_counts(app.ALL_CLASSES, 2, names) == {"healthy": 1, "nevus": 1}
+    assert app.class_counts(app.ALL_CLASSES, 9, names) == {"healthy": 3, "nevus": 2, "nevus_fluid": 2,
+                                                          "melanoma": 2}
+    assert app.class_counts("nevus", 5, names) == {"nevus": 5}
+    with pytest.raises(ValueError, match="Unknown class 'drusen'"):
+        app.class_counts("drusen", 1, names)
+
+
+def test_examples_are_valid_requests(app):
+    for choice, *numbers in app.EXAMPLES:
+        app.check_request(*numbers)
+        assert sum(app.class_counts(choice, numbers[0], list(CLASS_NAMES)).values()) == numbers[0]
+
+
+def test_queue_is_bounded(app):
+    demo = app.build_demo(model=tiny_pipeline())
+    assert demo._queue.default_concurrency_limit == app.QUEUE_CONCURRENCY == 1
+    assert demo._queue.max_size == app.QUEUE_SIZE
+
+
+def test_extra_tabs_are_added(app):
+    built = []
+    demo = app.build_demo(model=tiny_pipeline(), extra_tabs={"Review": lambda: built.append(gr.Markdown("review"))})
+    tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert tabs == ["Generate", "Review"] and len(built) == 1
+
+
+# ---------------------------------------------------------------------- Space files
+def test_space_readme_is_valid_space_yaml():
+    card = RepoCard.load(SPACE / "README.md", repo_type="space")
+    data = card.data
+    assert data.sdk == "gradio" and data.app_file == "app.py"
+    assert data.sdk_version == gr.__version__  # the version the tests ran
+    assert data.title and data.emoji and data.license and data.colorFrom and data.colorTo
+    assert len(data.short_description) <= 60
+
+
+def test_space_requirements_cover_the_library():
+    lines = [line.split("#")[0].strip() for line in (SPACE / "requirements.txt").read_text().splitlines()]
+    required = {re.split(r"[<>=!\[ ;@]", line)[0].lower().replace("_", "-") for line in lines
+                if line and not line.startswith("-")}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = {re.split(r"[<>=!\[ ;@]", dep)[0].lower().replace("_", "-") for dep in project["dependencies"]}
+    assert needed <= required, f"space/requirements.txt lacks {sorted(needed - required)}"
+    assert "gradio" not in required  # Spaces install gradio from sdk_version; a second pin conflicts
+
+
+def test_assembled_space_imports_its_own_copy_of_the_library(tmp_path):
+    space_mod = load_space_module("assemble")
+    out = space_mod.assemble_space(tmp_path / "space")
+    assert {p.name for p in out.iterdir()} >= {"app.py", "README.md", "requirements.txt", "medicraft_hf"}
+    assert not list(out.rglob("__pycache__"))
+    # On Spaces `python app.py` puts the Space folder first on sys.path: the copy wins.
+    where = "import importlib.util; print(importlib.util.find_spec('medicraft_hf').origin)"
+    found = subprocess.run([sys.executable, "-c", where],
+                           cwd=out, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(found).resolve().is_relative_to(out.resolve())
