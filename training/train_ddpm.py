@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import math
 import os
@@ -28,13 +29,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from medicraft_hf.cards.model_card import model_card
+from medicraft_hf.hub import push_model_folder
 from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.training import checkpoints
@@ -369,27 +371,36 @@ def main(argv=None):
             if global_step >= max_train_steps:
                 break
     progress.close()
+    check_ranks_agree(accelerator, model)
 
     if accelerator.is_main_process and args.push_to_hub:
-        push_output_dir(args)
+        # Pipeline, card and sample grids; checkpoints and logs stay local. Private unless told otherwise.
+        push_model_folder(output_dir, args.hub_model_id, private=args.hub_private_repo,
+                          commit_message=f"train_ddpm.py: pipeline after {global_step} steps")
     accelerator.end_training()
     log(f"Done: {global_step} steps; pipeline saved in {output_dir}.")
+
+
+def weights_digest(state_dict) -> str:
+    """sha256 of a state dict's float32 values in key order: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        digest.update(key.encode())
+        digest.update(state_dict[key].detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_ranks_agree(accelerator, model) -> None:
+    """Data-parallel ranks must end with the same weights; a mismatch is a bug, not noise."""
+    digests = gather_object([weights_digest(accelerator.unwrap_model(model).state_dict())])
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"Weights differ between processes: {digests}")
+    accelerator.print(f"Weights identical on all {len(digests)} processes (sha256 {digests[0][:16]}).")
 
 
 def latest_grid(output_dir: Path) -> str | None:
     grids = sorted((output_dir / "samples").glob("step_*.png"))
     return f"samples/{grids[-1].name}" if grids else None
-
-
-def push_output_dir(args) -> None:
-    """Push the pipeline, card and sample grids (not checkpoints or logs); private unless told otherwise."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(args.hub_model_id, private=args.hub_private_repo, exist_ok=True)
-    api.upload_folder(repo_id=args.hub_model_id, folder_path=args.output_dir,
-                      commit_message="Upload OCT diffusion pipeline (train_ddpm.py)",
-                      ignore_patterns=["checkpoint-*", ".*", f"{args.logging_dir}/*", RUN_FILE])
 
 
 if __name__ == "__main__":
