@@ -47,7 +47,7 @@ def _pair(text: str, what: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"{what} {text!r} is not HxW, e.g. 1024x512") from None
+        raise ValueError(f"{what} {text!r} is not HxW, e.g. 256x512") from None
     if height <= 0 or width <= 0:
         raise ValueError(f"{what} {text!r} must be positive")
     return height, width
@@ -59,11 +59,10 @@ def run(args) -> int:
     from medicraft_hf.data.folders import folder_rows, kermany_rows
     from medicraft_hf.data.manifest import manifest_rows
     from medicraft_hf.data.problems import Problems
-    from medicraft_hf.unet import parse_resolution
 
     out = Path(args.out)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    size = parse_resolution(args.size) if args.size else None
+    size = _pair(args.size, "--size") if args.size else None  # not unet.parse_resolution: importing diffusers costs seconds
     names = ("train", "validation", "test")
     values = [float(v) for v in args.fractions.split(",")]
     if len(values) != 3:
