@@ -1,0 +1,50 @@
+"""Evaluate synthetic OCT data against real data: usefulness (ViT, TRTR / TSTR / TRSTR over
+several seeds), fidelity (FID, KID, precision/recall), privacy (memorization audit) and
+anatomy; writes report.md, report.json and PNG plots to --out."""
+
+from __future__ import annotations
+
+HELP = "Is the synthetic data useful, faithful, private and anatomically plausible? Writes a report."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--real", required=True, help="Real dataset folder or Hub id (needs 'train' and a patient-held-out 'test' split).")
+    parser.add_argument("--synthetic", required=True, help="Synthetic dataset folder or Hub id (all splits are used).")
+    parser.add_argument("--out", required=True, help="Report directory (reruns resume finished classifier runs).")
+    parser.add_argument("--seeds", type=int, default=3, help="Classifier seeds per protocol (mean ± std; use >= 3).")
+    parser.add_argument("--epochs", type=float, default=8, help="Classifier training epochs.")
+    parser.add_argument("--resolution", default="64x128", help="HxW the images are evaluated at.")
+    parser.add_argument("--model_name_or_path", default=None, help="Pretrained ViT checkpoint to fine-tune (default: a small ViT from config, offline).")
+    parser.add_argument("--max-train-images", type=int, default=None, help="Cap real-train and synthetic images (class-stratified) for quick runs.")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--patch-size", type=int, default=None, help="ViT patch size (default: height // 8).")
+    parser.add_argument("--no-anatomy", action="store_true", help="Skip the anatomy check.")
+
+
+def run(args) -> int:
+    from medicraft_hf.evaluation.classifier import ClassifierSettings
+    from medicraft_hf.evaluation.run import run_evaluation
+    from medicraft_hf.unet import parse_resolution
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
+    settings = ClassifierSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patch_size=args.patch_size,
+        model_name_or_path=args.model_name_or_path,
+    )
+    run_evaluation(
+        args.real,
+        args.synthetic,
+        args.out,
+        seeds=range(args.seeds),
+        resolution=parse_resolution(args.resolution),
+        settings=settings,
+        max_train_images=args.max_train_images,
+        anatomy=not args.no_anatomy,
+    )
+    print(f"Report: {args.out}/report.md")
+    return 0

@@ -1,0 +1,155 @@
+"""The downstream classifier: a transformers ViT trained with the HF `Trainer`.
+
+Offline the model is built from a small `ViTConfig` (grayscale input, `num_channels=1`);
+`model_name_or_path` starts from a pretrained checkpoint instead (its head is replaced for
+our labels, grayscale is repeated to its channels and resized to its image size).
+The same model gives the feature space of the fidelity and privacy audits: the CLS
+token after the final layer norm, i.e. the input of the classification head.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainingArguments, ViTConfig, ViTForImageClassification, set_seed
+from transformers.trainer_callback import PrinterCallback
+
+from medicraft_hf.evaluation.inputs import ImageSet
+
+
+@dataclass
+class ClassifierSettings:
+    """How the classifier is built and trained; defaults fit 64x128 OCT on 2 CPU cores."""
+
+    epochs: float = 8
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    patch_size: int | None = None  # None: height // 8 (8 at 64x128 -> 8x16 patches)
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    model_name_or_path: str | None = None  # a pretrained ViT checkpoint, when available
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def build_vit_config(class_names, resolution: tuple[int, int], settings: ClassifierSettings) -> ViTConfig:
+    h, w = resolution
+    patch = settings.patch_size or max(2, h // 8)
+    if h % patch or w % patch:
+        raise ValueError(f"--resolution {h}x{w} is not divisible by the ViT patch size {patch}; choose a multiple.")
+    return ViTConfig(
+        image_size=(h, w),
+        patch_size=patch,
+        num_channels=1,
+        hidden_size=settings.hidden_size,
+        num_hidden_layers=settings.num_layers,
+        num_attention_heads=settings.num_heads,
+        intermediate_size=2 * settings.hidden_size,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=len(class_names),
+        id2label=dict(enumerate(class_names)),
+        label2id={name: i for i, name in enumerate(class_names)},
+    )
+
+
+def build_classifier(class_names, resolution, settings: ClassifierSettings) -> ViTForImageClassification:
+    if settings.model_name_or_path:
+        return ViTForImageClassification.from_pretrained(
+            settings.model_name_or_path,
+            num_labels=len(class_names),
+            id2label=dict(enumerate(class_names)),
+            label2id={name: i for i, name in enumerate(class_names)},
+            ignore_mismatched_sizes=True,  # a new head for our labels
+            use_safetensors=True,
+        )
+    return ViTForImageClassification(build_vit_config(class_names, resolution, settings))
+
+
+class ImageSetDataset(torch.utils.data.Dataset):
+    """`ImageSet` rows as {"image": uint8 (H, W), "label": int} for the Trainer."""
+
+    def __init__(self, images: ImageSet):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images.images[i], "label": int(self.images.labels[i])}
+
+
+class GrayscaleCollator:
+    """Grayscale uint8 images -> `pixel_values` in [-1, 1] shaped for the model's config."""
+
+    def __init__(self, config: ViTConfig):
+        self.num_channels = config.num_channels
+        size = config.image_size
+        self.size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+
+    def pixel_values(self, images: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(images)).float().div(127.5).sub(1.0).unsqueeze(1)
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return x.expand(-1, self.num_channels, -1, -1).contiguous()
+
+    def __call__(self, rows):
+        return {
+            "pixel_values": self.pixel_values(np.stack([r["image"] for r in rows])),
+            "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long),
+        }
+
+
+def train_classifier(
+    train: ImageSet, class_names, resolution, settings: ClassifierSettings, seed: int
+) -> ViTForImageClassification:
+    """Train a fresh classifier on `train` with the HF Trainer; same seed -> same model."""
+    set_seed(seed)  # the weights are initialised before the Trainer seeds anything
+    model = build_classifier(class_names, resolution, settings)
+    with tempfile.TemporaryDirectory(prefix="medicraft-vit-") as output_dir:
+        args = TrainingArguments(
+            output_dir=output_dir,
+            num_train_epochs=settings.epochs,
+            per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            warmup_steps=0.1,  # a ratio of the total steps
+            lr_scheduler_type="cosine",
+            seed=seed,
+            data_seed=seed,
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            remove_unused_columns=False,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(
+            model=model, args=args, train_dataset=ImageSetDataset(train), data_collator=GrayscaleCollator(model.config)
+        )
+        trainer.remove_callback(PrinterCallback)  # no per-run loss dicts on stdout
+        trainer.train()
+    return trainer.model.eval()
+
+
+@torch.no_grad()
+def embed_and_predict(model: ViTForImageClassification, images: ImageSet, batch_size: int = 128):
+    """(features, probabilities): the CLS features the head sees, and its softmax."""
+    model.eval()
+    collate = GrayscaleCollator(model.config)
+    device = next(model.parameters()).device
+    features, probs = [], []
+    for start in range(0, len(images), batch_size):
+        x = collate.pixel_values(images.images[start : start + batch_size]).to(device)
+        cls = model.vit(pixel_values=x).last_hidden_state[:, 0]
+        features.append(cls.float().cpu())
+        probs.append(model.classifier(cls).float().softmax(-1).cpu())
+    return torch.cat(features).numpy(), torch.cat(probs).numpy()

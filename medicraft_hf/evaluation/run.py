@@ -1,0 +1,144 @@
+"""One evaluation end to end: usefulness, fidelity, privacy, anatomy -> report directory.
+
+`medicraft evaluate` is a thin front over `run_evaluation`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from medicraft_hf.evaluation import inputs, report
+from medicraft_hf.evaluation.classifier import ClassifierSettings, embed_and_predict
+from medicraft_hf.evaluation.fidelity import fidelity_report
+from medicraft_hf.evaluation.privacy import memorization_audit
+from medicraft_hf.evaluation.protocols import PROTOCOLS, run_protocols
+from medicraft_hf.io import write_json_atomic
+
+DEFAULT_RESOLUTION = (64, 128)
+MIN_SEEDS = 3
+
+
+def anatomy_counts(dataset, check_anatomy, verdicts) -> dict:
+    """Verdict counts of the anatomy check over every image of `dataset` (stored size)."""
+    counts = Counter(check_anatomy(img).verdict for img in dataset["image"])
+    n = sum(counts.values())
+    return {"n": n, "counts": {v: counts.get(v, 0) for v in verdicts}, "ok_rate": counts.get("ok", 0) / n if n else None}
+
+
+def run_evaluation(
+    real,
+    synthetic,
+    out_dir,
+    *,
+    seeds=(0, 1, 2),
+    resolution=DEFAULT_RESOLUTION,
+    settings: ClassifierSettings | None = None,
+    max_train_images: int | None = None,
+    anatomy: bool = True,
+    log=print,
+) -> dict:
+    """Evaluate `synthetic` against `real` and write report.{json,md} and plots to `out_dir`.
+
+    `real` / `synthetic`: a local dataset folder, a Hub id, or a `DatasetDict`. `real`
+    needs a 'train' and a patient-held-out 'test' split; every synthetic split is used.
+    Finished classifier runs are kept in `out_dir/runs/`, so a rerun resumes.
+    """
+    started = time.time()
+    settings = settings or ClassifierSettings()
+    seeds = list(seeds)
+    if len(seeds) < 1 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
+    if len(seeds) < MIN_SEEDS:
+        log(f"warning: {len(seeds)} seed(s); report mean ± std over at least {MIN_SEEDS} for a paper.")
+    out_dir = Path(out_dir)
+    real_name, synthetic_name = str(getattr(real, "name", real)), str(getattr(synthetic, "name", synthetic))
+    if not isinstance(real, (str, Path)):
+        real_name = "<in-memory real>"
+    if not isinstance(synthetic, (str, Path)):
+        synthetic_name = "<in-memory synthetic>"
+
+    real_dd = inputs.load_side(real, "real")
+    synthetic_dd = inputs.load_side(synthetic, "synthetic")
+    class_names = inputs.check_pair(real_dd, synthetic_dd)
+    image_size = inputs.check_same_size(real_dd, synthetic_dd)
+    resolution = tuple(resolution)
+
+    log(f"decoding images at {resolution[0]}x{resolution[1]}")
+    real_train = inputs.stratified_cap(inputs.to_image_set(real_dd["train"], resolution, "real/train"), max_train_images)
+    synthetic_rows = inputs.synthetic_rows(synthetic_dd)
+    synthetic_set = inputs.stratified_cap(inputs.to_image_set(synthetic_rows, resolution, "synthetic"), max_train_images)
+    real_test = inputs.to_image_set(real_dd["test"], resolution, "real/test")
+    held_out = inputs.to_image_set(inputs.held_out_rows(real_dd), resolution, "real/held-out")
+
+    usefulness, model = run_protocols(
+        real_train, synthetic_set, real_test, class_names, resolution, settings, seeds=seeds,
+        runs_dir=out_dir / "runs", log=log,
+    )  # fmt: skip
+
+    log("fidelity and memorization audit in the TRTR classifier's feature space")
+    train_f, _ = embed_and_predict(model, real_train)
+    syn_f, _ = embed_and_predict(model, synthetic_set)
+    held_f, _ = embed_and_predict(model, held_out)
+    fidelity = fidelity_report(train_f, real_train.labels, syn_f, synthetic_set.labels, class_names, held_f, held_out.labels)
+    privacy = memorization_audit(real_train, train_f, held_out, held_f, synthetic_set, syn_f)
+
+    anatomy_report = None
+    if anatomy:
+        try:
+            from medicraft_hf.evaluation.anatomy import ANATOMY_VERDICTS, check_anatomy
+        except ModuleNotFoundError as err:
+            log(f"anatomy check unavailable ({err}); report says 'not run'")
+        else:
+            log("anatomy check on synthetic and real test images")
+            anatomy_report = {
+                "verdicts": list(ANATOMY_VERDICTS),
+                "synthetic": anatomy_counts(synthetic_rows, check_anatomy, ANATOMY_VERDICTS),
+                "real_test": anatomy_counts(real_dd["test"], check_anatomy, ANATOMY_VERDICTS),
+            }
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.plot_confusion_matrices(usefulness, class_names, out_dir / report.PLOTS["confusion_matrices"])
+    report.plot_samples(real_train, synthetic_set, class_names, out_dir / report.PLOTS["samples"])
+    report.plot_embedding(train_f, real_train.labels, syn_f, synthetic_set.labels, class_names, out_dir / report.PLOTS["embedding"])
+    report.plot_nearest_neighbours(privacy, synthetic_set, real_train, out_dir / report.PLOTS["nearest_neighbours"])
+    report.plot_privacy_ssim(privacy, out_dir / report.PLOTS["privacy_ssim"])
+    # Every synthetic image's nearest training image, for reviewers; the report keeps the top.
+    write_json_atomic(out_dir / "privacy_pairs.json", privacy["pairs"])
+
+    privacy_short = {k: v for k, v in privacy.items() if k not in ("pairs", "held_out_nearest_ssim")}
+    privacy_short["top_pairs"] = privacy["pairs"][:20]
+    result = {
+        "summary": report.summary_of(usefulness, fidelity, privacy, anatomy_report),
+        "data": {
+            "real": real_name,
+            "synthetic": synthetic_name,
+            "class_names": class_names,
+            "image_size": list(image_size),
+            "resolution": list(resolution),
+            "class_counts": {
+                "real/train (used)": real_train.class_counts(len(class_names)),
+                "real/test": real_test.class_counts(len(class_names)),
+                "real/held-out (test+validation)": held_out.class_counts(len(class_names)),
+                "synthetic (used)": synthetic_set.class_counts(len(class_names)),
+            },
+        },
+        "settings": {
+            "seeds": seeds,
+            "protocols": PROTOCOLS,
+            "classifier": settings.to_dict(),
+            "max_train_images": max_train_images,
+        },
+        "usefulness": usefulness,
+        "fidelity": fidelity,
+        "privacy": privacy_short,
+        "anatomy": anatomy_report,
+        "plots": dict(report.PLOTS),
+        "runtime_s": round(time.time() - started, 1),
+    }
+    report.write_report(result, out_dir)
+    log(report.summary_table(result))
+    return result
