@@ -101,6 +101,7 @@ class PhantomPatient:
     lesion_depth_um: float = 0.0  # mass thickness below the original Bruch's membrane
     fluid_um: float = 0.0  # peak subretinal fluid height
     fluid_radius_mm: float = 0.0
+    fluid_r_mm: float = 0.0  # pocket centre, on the lesion's side away from the fovea
     drusen: list[tuple[float, float, float, float]] = field(default_factory=list)  # x_mm, y_mm, radius_mm, height_um
     retinal_vessels: list[tuple[float, float]] = field(default_factory=list)  # angle_deg, eccentricity_mm
 
@@ -143,15 +144,25 @@ class PhantomPatient:
                 p.drusen.append((cx, cy, rng.uniform(0.08, 0.2), rng.uniform(25, 55)))
             if label == "nevus_fluid":
                 p.fluid_um = rng.uniform(130, 240)
-                p.fluid_radius_mm = p.lesion_radius_mm * rng.uniform(0.7, 1.0)
+                p._place_fluid(rng.uniform(0.7, 0.95))
         else:  # melanoma
             p.lesion_radius_mm = rng.uniform(1.5, 2.3)
             p.lesion_r_mm = p.lesion_radius_mm * rng.uniform(0.4, 0.95) + 0.2
             p.lesion_height_um = rng.uniform(300, 480)
             p.lesion_depth_um = rng.uniform(250, 400)
             p.fluid_um = rng.uniform(110, 220)
-            p.fluid_radius_mm = p.lesion_radius_mm * rng.uniform(1.05, 1.3)
+            p._place_fluid(rng.uniform(0.9, 1.1))
         return p
+
+    def _place_fluid(self, scale: float) -> None:
+        """Fluid pocket over the lesion, on its far side, 0.7 mm or more from the fovea.
+
+        Fluid under the foveal centre would change the pit's apparent depth; the phantom
+        keeps it eccentric so that its fovea ground truth stays unambiguous.
+        """
+        self.fluid_r_mm = self.lesion_r_mm + 0.4 * self.lesion_radius_mm
+        self.fluid_radius_mm = max(0.5, min(scale * self.lesion_radius_mm, self.fluid_r_mm - 0.7))
+        self.fluid_r_mm = max(self.fluid_r_mm, self.fluid_radius_mm + 0.7)
 
 
 def _smooth_disc(dist: np.ndarray, radius: float, edge: float) -> np.ndarray:
@@ -265,7 +276,7 @@ def render_bscan(
         pit = np.maximum(*(np.exp(-(((s - c) / patient.pit_sigma_mm) ** 2)) for c in fovea_centres_mm))
         ecc = np.min([np.abs(s - c) for c in fovea_centres_mm], axis=0)
     elif defect == "flat_fovea":
-        pit_depth = rng.uniform(0.1, 0.22)  # hypoplastic: inner layers continue over the fovea
+        pit_depth = rng.uniform(0.25, 0.4)  # hypoplastic: inner layers continue over the fovea
     elif defect == "no_fovea":
         pit_depth, fovea_centres_mm = 0.0, []
     pp = PhantomPatient(**{**asdict(patient), "pit_depth": pit_depth})
@@ -299,11 +310,11 @@ def render_bscan(
             elevation = patient.lesion_height_um * plateau
             mass_depth = patient.lesion_depth_um * plateau
         if patient.fluid_um > 0:
-            # Fluid pocket: over the nevus, or around the melanoma's flanks.
-            th["fluid"] = patient.fluid_um * _dome(dist, patient.fluid_radius_mm) ** 0.8
-            if patient.label == "melanoma":
+            fr = patient.fluid_r_mm
+            fdist = np.hypot(fx - patient.fovea_offset_mm[0] - fr * np.cos(lt), fy - patient.fovea_offset_mm[1] - fr * np.sin(lt))
+            th["fluid"] = patient.fluid_um * _dome(fdist, patient.fluid_radius_mm) ** 0.8
+            if patient.label == "melanoma":  # thickest on the dome's flank, thin over its top
                 th["fluid"] *= np.clip((dist - 0.25 * patient.lesion_radius_mm) / (0.4 * patient.lesion_radius_mm), 0.25, 1)
-            th["fluid"] *= np.clip((ecc - 0.5) / 0.6, 0, 1)  # spares the foveal centre
         for dx, dy, dr, dh in patient.drusen:
             d = np.hypot(fx - patient.fovea_offset_mm[0] - dx, fy - patient.fovea_offset_mm[1] - dy)
             th["drusen"] = np.maximum(th["drusen"], dh * _dome(d, dr))
@@ -326,6 +337,9 @@ def render_bscan(
     for name, _ in _LAYERS_BOTTOM_UP:
         acc = acc - th[name] / um_y
         tops.append(acc)
+    # Like an operator moving the reference arm: keep a tall dome's retina in the frame.
+    shift = max(0.0, 0.05 * H - float(acc.min()))
+    bm, tops = bm + shift, [t + shift for t in tops]
     tops = np.stack(tops[::-1])  # (K, W), top-down: rnfl top (= ILM) first
     refl = np.array([v for _, v in _LAYERS_BOTTOM_UP[::-1]], dtype=np.float32)
     refl = np.repeat(refl[:, None], W, axis=1)
