@@ -1,0 +1,94 @@
+"""Generate a class-balanced synthetic OCT dataset (parquet shards + DatasetCard), resumably.
+
+Counts come from --per-class N, --counts name=N,... or --balance-to <real dataset>
+(each class filled up to the majority class). Every image's noise derives from
+(--seed, image index), so the dataset is identical however many processes make it
+(`accelerate launch -m medicraft_hf.generate ...`) and however often it is interrupted:
+run the same command again to resume, or to retry a failed --push-to-hub.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from medicraft_hf.generate import (
+    DEFAULT_ANATOMY_THRESHOLD,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_STEPS,
+    AnatomyFilter,
+    generate_dataset,
+    parse_counts,
+)
+from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS
+
+HELP = "generate a class-balanced synthetic dataset (resumable, multi-process, optional Hub push)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", default=None, help="pipeline folder or Hub id (default: the embedded demo model)")
+    parser.add_argument("--revision", default=None, help="Hub revision of --model")
+    parser.add_argument("--out", required=True, help="output folder (Hub layout: README.md + data/*.parquet)")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--per-class", type=int, metavar="N", help="N images of every class")
+    how.add_argument("--counts", metavar="NAME=N,...", help="images per class, e.g. nevus=50,melanoma=200")
+    how.add_argument("--balance-to", metavar="DATASET", help="real dataset (folder or Hub id): fill classes up to the majority")
+    parser.add_argument("--balance-split", default="train", help="split of --balance-to to count")
+    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS), help="sampler")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
+    parser.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE, help="classifier-free guidance")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per pipeline call (a run setting)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed; image i uses a seed derived from (seed, i)")
+    parser.add_argument("--split", default="train", help="split name of the synthetic dataset")
+    parser.add_argument("--anatomy-filter", action="store_true", help="keep only images passing the anatomy check")
+    parser.add_argument("--anatomy-threshold", type=float, default=None,
+                        help=f"minimum anatomy score with --anatomy-filter (default {DEFAULT_ANATOMY_THRESHOLD}, "
+                        "or the calibrated one)")
+    parser.add_argument("--anatomy-calibration", default=None, metavar="JSON",
+                        help="calibration.json from `medicraft review-report --calibrate` (gives the threshold)")
+    parser.add_argument("--evaluation-report", default=None, metavar="REPORT",
+                        help="report.json (or its folder) of `medicraft evaluate`, summarized in the card")
+    parser.add_argument("--name", default=None, help="dataset name in the card (default: --push-to-hub id or --out name)")
+    parser.add_argument("--overwrite", action="store_true", help="discard an earlier run in --out")
+    parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="push the dataset to this Hub dataset repo")
+    parser.add_argument("--public", action="store_true", help="create the Hub repo public (default: private)")
+
+
+def anatomy_filter_of(args) -> AnatomyFilter | None:
+    if not args.anatomy_filter:
+        if args.anatomy_threshold is not None or args.anatomy_calibration is not None:
+            raise ValueError("--anatomy-threshold and --anatomy-calibration need --anatomy-filter.")
+        return None
+    if args.anatomy_threshold is not None and args.anatomy_calibration is not None:
+        raise ValueError("Give --anatomy-threshold or --anatomy-calibration, not both.")
+    if args.anatomy_calibration is not None:
+        return AnatomyFilter.from_calibration(args.anatomy_calibration)
+    return AnatomyFilter(DEFAULT_ANATOMY_THRESHOLD if args.anatomy_threshold is None else args.anatomy_threshold)
+
+
+def run(args) -> int:
+    from medicraft_hf.hub import HubPushError
+
+    counts = parse_counts(args.counts) if args.counts is not None else None
+    if args.push_to_hub is not None and "/" not in args.push_to_hub:
+        raise ValueError(f"--push-to-hub {args.push_to_hub!r} needs a namespace: <user-or-org>/<name>")
+    options = dict(
+        model=args.model, revision=args.revision, scheduler=args.scheduler, num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale, batch_size=args.batch_size, seed=args.seed, split=args.split,
+        balance_to=args.balance_to, balance_split=args.balance_split, anatomy_filter=anatomy_filter_of(args),
+        evaluation_report=args.evaluation_report, name=args.name, overwrite=args.overwrite,
+        push_to_hub=args.push_to_hub, private=not args.public,
+    )
+    try:
+        result = generate_dataset(args.out, counts, per_class=args.per_class, **options)
+    except HubPushError as err:
+        print(f"medicraft generate: error: {err}", file=sys.stderr)
+        return 1
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(result.summary())
+        if result.pushed_commit:
+            print(f"pushed to dataset repo {args.push_to_hub} ({'public' if args.public else 'private'}, "
+                  f"commit {result.pushed_commit[:12]})")
+    return 0
