@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -44,13 +45,15 @@ class OCTDiffusionPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(self, unet: UNet2DModel, scheduler, class_names: Optional[List[str]] = None):
+    def __init__(self, unet: UNet2DModel, scheduler, class_names: Optional[Union[List[str], str]] = None):
         super().__init__()
         num_embeds = unet.config.num_class_embeds
         if num_embeds is None or num_embeds < 2:
             raise ValueError("The UNet must be class-conditional (num_class_embeds = classes + 1 null class).")
         if class_names is None:
             class_names = [str(i) for i in range(num_embeds - 1)]
+        if isinstance(class_names, str):  # as stored in model_index.json
+            class_names = json.loads(class_names)
         class_names = list(class_names)
         if len(class_names) != num_embeds - 1:
             raise ValueError(
@@ -58,12 +61,15 @@ class OCTDiffusionPipeline(DiffusionPipeline):
                 f"{num_embeds} class embeddings (classes + 1 null class)."
             )
         self.register_modules(unet=unet, scheduler=scheduler)
-        self.register_to_config(class_names=class_names)
+        # One JSON string, not a list: diffusers reads every list in model_index.json as a
+        # (library, class) component, which breaks from_pretrained from the Hub.
+        self.register_to_config(class_names=json.dumps(class_names))
 
     # ------------------------------------------------------------------ helpers
     @property
     def class_names(self) -> List[str]:
-        return list(self.config.class_names)
+        names = self.config.class_names
+        return json.loads(names) if isinstance(names, str) else list(names)
 
     @property
     def null_class_id(self) -> int:
