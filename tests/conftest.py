@@ -73,6 +73,9 @@ class Hub:
     def fail_next(self, method: str, path_pattern: str, status: int = 500, times: int = 1) -> None:
         self.server.fail_next(method, path_pattern, status, times)
 
+    def clear_failures(self) -> None:
+        self.server.clear_failures()
+
 
 @pytest.fixture(scope="session")
 def hub() -> Hub:

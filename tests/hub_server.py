@@ -163,6 +163,10 @@ class HubServer:
         with self._lock:
             self._failures.append(InjectedFailure(method.upper(), re.compile(path_pattern), status, times))
 
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
     def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
         try:
             return self.repos[(repo_type, repo_id)]
