@@ -566,3 +566,68 @@ def phantom_bscan(
     """One B-scan of a random patient of class `label` (for validation, demos and tests)."""
     patient = PhantomPatient.sample(label, np.random.default_rng([seed, 7]))
     return render_bscan(patient, plane_deg, size, seed=[seed, 8, int(plane_deg * 10)], defect=defect)
+
+
+PHANTOM_DESCRIPTION = """Procedural OCT phantom made by `medicraft phantom`: radial macular B-scans drawn from
+the anatomy facts (layer order and reflectivity, foveal pit, choroid fading with depth,
+multiplicative speckle, log compression), for the classes healthy, choroidal nevus
+(flat hyper-reflective mass, often drusen), nevus with subretinal fluid, and choroidal
+melanoma (dome-shaped elevation, optical shadowing, fluid, loss of the ellipsoid zone).
+
+Each patient has one exam of 12 radial B-scans through the fovea, one every 30 degrees.
+A lesion is a disc on the fundus, so its position moves with the plane angle and a plane
+may miss an eccentric lesion: every row keeps the patient's (eye's) label, as in a
+clinic. The `ground_truth` column (JSON) gives the fovea position and pit depth, the ILM
+and RPE surfaces (polylines over `surface_x`), the lesion and fluid extents in pixels.
+No real patient is involved: `patient_id`s are synthetic (`phantom-0001`, ...)."""
+
+
+def build_phantom_dataset(
+    num_patients: int,
+    seed: int = 0,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    class_names: Sequence[str] = CLASS_NAMES,
+    class_weights: Mapping[str, float] | Sequence[float] | None = None,
+    fractions: Mapping[str, float] | None = None,
+):
+    """Phantom rows -> `DatasetDict` split by patient (train/validation/test)."""
+    from medicraft_hf.data.build import build_dataset_dict
+
+    rows = phantom_rows(num_patients, seed=seed, size=size, class_names=class_names, class_weights=class_weights)
+    return build_dataset_dict(rows, class_names, seed=seed, fractions=fractions)
+
+
+def save_phantom_dataset(dsdict, out_dir, *, name: str | None = None, seed: int = 0, size=DEFAULT_SIZE, license: str = "mit"):
+    """Save a phantom `DatasetDict` in the Hub layout with its dataset card."""
+    from pathlib import Path
+
+    from medicraft_hf.cards.dataset_card import dataset_card
+    from medicraft_hf.data.build import save_dataset_dict
+
+    description = PHANTOM_DESCRIPTION + f"\n\nMade with seed {seed} at {size[0]}x{size[1]} (HxW)."
+    card = dataset_card(dsdict, name=name or Path(out_dir).name, source="phantom (procedural, medicraft_hf.data.phantom)",
+                        description=description, license=license)
+    return save_dataset_dict(dsdict, out_dir, card=card)
+
+
+def contact_sheet(size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0, planes_deg: Sequence[float] = (0, 60, 120),
+                  class_names: Sequence[str] = PHANTOM_CLASSES, defects: Sequence[str] = ()):
+    """A labelled PIL image: one row per class (and per defect), one column per plane."""
+    from PIL import Image, ImageDraw
+
+    H, W = size
+    pad, label_h = 4, 14
+    rows = [(name, None) for name in class_names] + [("healthy", d) for d in defects]
+    sheet = Image.new("L", (len(planes_deg) * (W + pad) + pad, len(rows) * (H + label_h + pad) + pad), 255)
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, defect) in enumerate(rows):
+        patient = PhantomPatient.sample(label, np.random.default_rng([seed, r, 7]))
+        y = pad + r * (H + label_h + pad)
+        for c, plane in enumerate(planes_deg):
+            image, gt = render_bscan(patient, plane, size, seed=[seed, r, c], defect=defect)
+            x = pad + c * (W + pad)
+            sheet.paste(Image.fromarray(image), (x, y + label_h))
+            lesion = gt["lesion"]
+            seen = "" if lesion is None else ("  (lesion not in this plane)" if lesion["x_range"] is None else "")
+            draw.text((x + 2, y + 1), f"{defect or label}  {patient.eye}  {plane:g} deg{seen}", fill=0)
+    return sheet
