@@ -76,8 +76,11 @@ def _screen(review: ReviewRound, reviewer: str):
     )
 
 
-def build_review_blocks(review: ReviewRound, title: str = "medicraft expert review") -> gr.Blocks:
-    """The review app over one round; mountable as a tab (`blocks.render()` inside another app)."""
+def build_review_blocks(review: ReviewRound, title: str = "medicraft expert review", reviewer_name: str | None = None) -> gr.Blocks:
+    """The review app over one round; mountable as a tab (`blocks.render()` inside another app).
+
+    `reviewer_name` pre-fills the name box (the reviewer still presses Start).
+    """
 
     def start(name):
         try:
@@ -112,7 +115,7 @@ def build_review_blocks(review: ReviewRound, title: str = "medicraft expert revi
             + " Only a pseudonym of your name is stored."
         )
         with gr.Row():
-            name = gr.Textbox(label="Reviewer name", placeholder="a nickname", elem_id="reviewer-name", scale=3)
+            name = gr.Textbox(value=reviewer_name, label="Reviewer name", placeholder="a nickname", elem_id="reviewer-name", scale=3)
             start_button = gr.Button("Start / resume", variant="primary", elem_id="start", scale=1)
         reviewer = gr.Textbox(visible=False, elem_id="reviewer-id")
         image_id = gr.Textbox(visible=False, elem_id="image-id")
@@ -149,8 +152,9 @@ def build_review_blocks(review: ReviewRound, title: str = "medicraft expert revi
     return blocks
 
 
-def launch_review_app(review: ReviewRound, *, host: str = "127.0.0.1", port: int | None = None, **launch_kwargs):
+def launch_review_app(review: ReviewRound, *, host: str = "127.0.0.1", port: int | None = None,
+                      reviewer_name: str | None = None, **launch_kwargs):
     """Build and serve the review app (blocks until closed unless prevent_thread_lock=True)."""
-    blocks = build_review_blocks(review)
+    blocks = build_review_blocks(review, reviewer_name=reviewer_name)
     blocks.queue(default_concurrency_limit=4)
     return blocks, blocks.launch(server_name=host, server_port=port, **launch_kwargs)

@@ -41,6 +41,20 @@ class ReviewItem:
         return self.ref["image_id"]
 
 
+def load_review_dataset(source: str, split: str | None = None, revision: str | None = None) -> Dataset:
+    """The scans of a saved OCT dataset (folder or Hub id): one split, or every split together."""
+    from datasets import concatenate_datasets
+
+    from medicraft_hf.data.load import load_oct_dataset
+
+    dsdict = load_oct_dataset(source, revision=revision)
+    if split is not None:
+        if split not in dsdict:
+            raise ValueError(f"{source} has no split {split!r}; it has {list(dsdict)}.")
+        return dsdict[split]
+    return concatenate_datasets(list(dsdict.values()))
+
+
 class ReviewRound:
     """The images of one review round and the store their ratings go to.
 
@@ -56,6 +70,8 @@ class ReviewRound:
         anatomy_check: `image -> AnatomyResult` stored beside each expert verdict so the
             report can compare them; None to skip it.
     """
+
+    DEFAULT_ANATOMY_CHECK = staticmethod(default_anatomy_check)
 
     def __init__(
         self,

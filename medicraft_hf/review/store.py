@@ -189,7 +189,8 @@ def _fsync_dir(directory: Path) -> None:
 
 def ratings_to_dataset(rows: Iterable[Mapping]) -> Dataset:
     rows = [{name: row.get(name) for name in RATING_FEATURES} for row in rows]
-    return Dataset.from_list(rows, features=RATING_FEATURES)
+    columns = {name: [row[name] for row in rows] for name in RATING_FEATURES}
+    return Dataset.from_dict(columns, features=RATING_FEATURES)
 
 
 def load_ratings(source: str | os.PathLike | Dataset, revision: str | None = None) -> Dataset:
@@ -204,8 +205,11 @@ def load_ratings(source: str | os.PathLike | Dataset, revision: str | None = Non
         return RatingsStore(path).to_dataset()
     import datasets
 
-    if not path.exists() and "/" not in str(source):
-        raise FileNotFoundError(f"No ratings store or dataset at {source!r}: pass a folder or a Hub dataset id.")
+    is_hub_id = str(source).count("/") == 1 and not str(source).startswith((".", "/", "~"))
+    if not path.exists() and not is_hub_id:
+        raise FileNotFoundError(f"No ratings folder or dataset at {source}: pass a ratings folder or a Hub id 'org/name'.")
+    if path.exists() and not path.is_dir():
+        raise FileNotFoundError(f"{source} is a file; pass the ratings folder.")
     loaded = datasets.load_dataset(str(source), revision=revision)
     dataset = concatenate_datasets(list(loaded.values())) if isinstance(loaded, DatasetDict) else loaded
     return load_ratings(dataset)
@@ -228,12 +232,17 @@ def merge_ratings(sources: Iterable[str | os.PathLike | Dataset]) -> Dataset:
     return ratings_to_dataset(unique)
 
 
-def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revision: str | None = None):
-    """Push a ratings dataset to a (private by default) Hub dataset repo."""
-    from huggingface_hub import DatasetCard
+def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revision: str | None = None) -> str:
+    """Push a ratings dataset to a (private by default) Hub dataset repo; returns the commit id.
 
-    from medicraft_hf.hub import push_dataset_dict
+    Ratings are not OCT images, so this goes through the hub module's repo, card and retry
+    helpers rather than `push_dataset_dict` (which checks the OCT schema).
+    """
+    from huggingface_hub import DatasetCard, HfApi
 
+    from medicraft_hf.hub import _ensure_repo, _push_merged_card, _with_retries
+
+    ratings = load_ratings(ratings)
     reviewers = sorted(set(ratings["reviewer"]))
     card = DatasetCard(
         "---\n"
@@ -244,4 +253,12 @@ def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revisi
         "`image_id` and, for synthetic images, the model, revision and seed that made it. Made with "
         "`medicraft review`; summarize with `medicraft review-report`.\n"
     )
-    return push_dataset_dict(DatasetDict({"train": ratings}), repo_id, card=card, private=private, revision=revision)
+    api = HfApi()
+
+    def push():
+        _ensure_repo(api, repo_id, "dataset", private=private, revision=revision)
+        DatasetDict({"train": ratings}).push_to_hub(repo_id, revision=revision, commit_message="Upload expert ratings")
+        _push_merged_card(api, card, repo_id, revision)
+        return api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
+
+    return _with_retries(push, what="ratings", repo_id=repo_id, local_dir=None, max_attempts=3, retry_wait=2.0)

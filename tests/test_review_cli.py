@@ -1,0 +1,93 @@
+"""The loop end to end: `medicraft review` serves a saved dataset, the real anatomy check is
+stored beside each verdict, `medicraft review-report` calibrates it and pushes the ratings."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+from datasets import DatasetDict
+from gradio_client import Client
+
+from medicraft_hf.cli import build_parser, main
+from medicraft_hf.commands.review import review_round
+from medicraft_hf.review.app import launch_review_app
+from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
+from medicraft_hf.data.phantom import phantom_bscan
+from medicraft_hf.review.session import ReviewRound, load_review_dataset
+from medicraft_hf.review.store import RatingsStore, load_ratings
+from medicraft_hf.schema import empty_row
+
+# Phantom scans with the failures the medical team named, posing as generated ones.
+DEFECTS = {None: "correct", "double_fovea": "doubled_fovea", "flat_fovea": "hypoplastic_fovea",
+           "no_fovea": "no_fovea", "heavy_noise": "corrupted"}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    rows = []
+    for i, (defect, truth) in enumerate([(d, t) for d, t in DEFECTS.items() for _ in range(2)]):
+        image, _ = phantom_bscan("healthy" if i % 2 else "nevus", seed=i, size=(64, 128), defect=defect)
+        row = empty_row()
+        row.update(image=image, label=1 - i % 2, source="synthetic", image_id=f"gen-{i:03d}", model_id="local/oct",
+                   model_revision="abc123", scheduler="dpmsolver++", num_inference_steps=20, guidance_scale=1.0, seed=i)
+        rows.append((row, truth))
+    folder = tmp_path_factory.mktemp("generated") / "oct-synthetic"
+    save_dataset_dict(DatasetDict({"train": rows_to_dataset([r for r, _ in rows])}), folder)
+    return folder, {r["image_id"]: truth for r, truth in rows}
+
+
+def test_medicraft_review_serves_a_saved_dataset(generated, tmp_path):
+    folder, _ = generated
+    args = build_parser().parse_args(["review", str(folder), "--ratings", str(tmp_path / "ratings"),
+                                      "--num-images", "6", "--round", "r7"])
+    review = review_round(args)  # what `medicraft review` serves
+    assert len(review) == 6 and review.round_name == "r7" and not review.blinded
+    blocks, _ = launch_review_app(review, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(blocks.local_url, verbose=False)
+        reviewer, _, image_id, shown_at, progress, *_ = client.predict("Jo", api_name="/start")
+        assert image_id.startswith("gen-") and "1 of 6" in progress
+        client.predict(reviewer, image_id, None, "", shown_at, api_name="/rate_no_fovea")
+    finally:
+        blocks.close()
+    [rating] = RatingsStore(tmp_path / "ratings").ratings()
+    assert (rating["image_id"], rating["verdict"], rating["dataset"]) == (image_id, "no_fovea", "oct-synthetic")
+    # The real anatomy check ran on the same image; its verdict and score sit beside the expert's.
+    assert rating["auto_verdict"] in DEFECTS.values() and 0 <= rating["auto_score"] <= 1
+
+
+def test_review_report_calibrates_on_experts_and_pushes_private(generated, tmp_path, hub, capsys):
+    folder, truth = generated
+    ratings_dir = tmp_path / "ratings"
+    review = ReviewRound(load_review_dataset(str(folder)), ratings_dir, round_name="round-1")
+    for reviewer in ("expert-1", "expert-2"):  # two experts who see each failure as drawn
+        for image_id in review.order(reviewer):
+            review.record(reviewer, image_id, truth[image_id])
+    repo_id = hub.repo_id("oct-ratings")
+    out = tmp_path / "report"
+    assert main(["review-report", "--ratings", str(ratings_dir), "--out", str(out), "--calibrate",
+                 "--push-ratings", repo_id]) == 0
+    assert "20 ratings of 10 images by 2 reviewer(s)" in capsys.readouterr().out
+
+    report = json.loads((out / "report.json").read_text())
+    # The phantom's defects are what the check was built for: it must separate them exactly.
+    assert report["auto_agreement"]["kappa_correct"] == 1.0
+    cal = json.loads((out / "calibration.json").read_text())
+    assert cal["sensitivity"] == 1.0 and cal["specificity"] == 1.0 and 0 < cal["threshold"] < 1
+    assert report["inter_reviewer"]["pairwise"][0]["kappa"] == 1.0
+    assert "round-1" in (out / "card_section.md").read_text()
+
+    assert hub.repo_is_private(repo_id, "dataset")
+    pushed = load_ratings(repo_id)
+    assert sorted(pushed["rating_id"]) == sorted(r["rating_id"] for r in RatingsStore(ratings_dir).ratings())
+    assert isinstance(datasets.load_dataset(repo_id, split="train").features["verdict"], datasets.Value)
+
+
+def test_review_report_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["review-report", "--ratings", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "No ratings folder or dataset" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["review-report", "--ratings", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "ratings are empty" in capsys.readouterr().err
