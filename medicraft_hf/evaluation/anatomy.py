@@ -198,3 +198,66 @@ def check_anatomy(image) -> AnatomyResult:
         "retina_thickness": round(float(np.median(thickness)) / H, 4),  # fraction of height
     }
     return AnatomyResult(verdict, round(score, 4), details)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def check_images(items) -> list[dict]:
+    """`check_anatomy` over `(image_id, image, label)` triples -> one result dict each."""
+    results = []
+    for image_id, image, label in items:
+        result = check_anatomy(image)
+        results.append({"image_id": image_id, "label": label, **result.to_dict()})
+    return results
+
+
+def summarize(results: list[dict]) -> dict:
+    """Verdict counts and fractions, overall and per label, and the mean score."""
+    def counts(rows):
+        n = len(rows)
+        c = {v: sum(r["verdict"] == v for r in rows) for v in ANATOMY_VERDICTS}
+        return {"n": n, "counts": c, "ok_fraction": round(c["ok"] / n, 4) if n else None,
+                "mean_score": round(float(np.mean([r["score"] for r in rows])), 4) if n else None}
+
+    summary = {"overall": counts(results)}
+    labels = sorted({r["label"] for r in results if r["label"] is not None})
+    if labels:
+        summary["per_label"] = {label: counts([r for r in results if r["label"] == label]) for label in labels}
+    return summary
+
+
+def _iter_source(source: str, split: str | None = None):
+    """(image_id, image, label) from an image folder, a saved dataset or a Hub dataset id."""
+    from pathlib import Path
+
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        yield path.name, path, None
+        return
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else []
+    is_dataset = path.is_dir() and ((path / "data").is_dir() or (path / "dataset_dict.json").is_file())
+    if files and not is_dataset:
+        for p in files:
+            yield str(p.relative_to(path)), p, p.parent.name if p.parent != path else None
+        return
+    from medicraft_hf.data.load import load_oct_dataset
+
+    dsdict = load_oct_dataset(source)
+    splits = [split] if split else list(dsdict)
+    for name in splits:
+        if name not in dsdict:
+            raise ValueError(f"{source} has no split {name!r}; it has {list(dsdict)}.")
+        ds = dsdict[name]
+        names = ds.features["label"].names
+        for row in ds:
+            yield row["image_id"], row["image"], names[row["label"]]
+
+
+def check_source(source: str, split: str | None = None) -> list[dict]:
+    """Check every image of an image folder, a saved OCT dataset or a Hub dataset id."""
+    results = check_images(_iter_source(source, split))
+    if not results:
+        raise ValueError(f"No images found in {source}: give an OCT dataset folder, a Hub dataset id, an image "
+                         f"or a folder of {', '.join(IMAGE_SUFFIXES)} files.")
+    return results
