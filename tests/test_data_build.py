@@ -56,6 +56,7 @@ def test_rows_to_dataset_schema_and_hash_ids():
     assert np.array_equal(np.asarray(row["image"]), bscan(0))
     assert row["image_id"].startswith("img-") and len(set(ds["image_id"])) == len(ds)
     assert row["label"] == 0 and ds[2]["label"] == 1 and row["plane_deg"] == 0.0
+    assert rows_to_dataset([{**phantomish_rows(1, 1)[0], "label": np.int64(3)}])[0]["label"] == 3
 
 
 def test_bad_rows_all_named_then_skipped_with_report(tmp_path):

@@ -8,6 +8,7 @@ skip report); `origin` is never stored in the dataset.
 
 from __future__ import annotations
 
+import numbers
 import os
 import uuid
 from collections import Counter
@@ -32,7 +33,7 @@ def _label_id(label, class_names: Sequence[str]) -> int:
         if label not in class_names:
             raise ValueError(f"unknown label {label!r}; known labels are {list(class_names)}")
         return class_names.index(label)
-    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(class_names):
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or not 0 <= label < len(class_names):
         raise ValueError(f"label {label!r} is not a class name or an id in 0..{len(class_names) - 1}")
     return int(label)
 

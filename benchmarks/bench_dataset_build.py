@@ -1,0 +1,91 @@
+"""Dataset build throughput and peak memory for N phantom B-scans (default 10,000 at 256x512).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_dataset_build.py [--num-images 10000] [--size 256x512]
+
+Phases, each timed: phantom rendering (inside the row generator, measured separately so the
+build figure is the build alone), rows -> Dataset (validation, grayscale, pixel hash,
+PNG encoding, Arrow write), patient-level split, save as parquet + card (Hub layout), and
+load back with `load_oct_dataset`. Peak RSS is the process maximum (`ru_maxrss`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
+from medicraft_hf.data.load import load_oct_dataset
+from medicraft_hf.data.phantom import phantom_rows
+from medicraft_hf.data.split import split_by_patient
+from medicraft_hf.schema import RADIAL_PLANES_DEG
+
+
+class Timed:
+    """Wrap an iterator and add up the time spent producing its items."""
+
+    def __init__(self, iterable):
+        self.iterator, self.seconds, self.count = iter(iterable), 0.0, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        try:
+            return next(self.iterator)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.count += 1
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-images", type=int, default=10_000)
+    parser.add_argument("--size", default="256x512", help="HxW")
+    parser.add_argument("--out", default=None, help="where to save (default: a temporary folder, removed after)")
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    patients = math.ceil(args.num_images / len(RADIAL_PLANES_DEG))
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-build-")) / "phantom"
+
+    rows = Timed(phantom_rows(patients, seed=0, size=size))
+    start = time.perf_counter()
+    dataset = rows_to_dataset(rows)
+    build_total = time.perf_counter() - start
+    n = len(dataset)
+    build_only = build_total - rows.seconds
+
+    start = time.perf_counter()
+    dsdict = split_by_patient(dataset, seed=0)
+    split_s = time.perf_counter() - start
+    start = time.perf_counter()
+    save_dataset_dict(dsdict, work)
+    save_s = time.perf_counter() - start
+    start = time.perf_counter()
+    back = load_oct_dataset(work)
+    load_s = time.perf_counter() - start
+    assert sum(len(d) for d in back.values()) == n
+    parquet_mib = sum(p.stat().st_size for p in (work / "data").glob("*.parquet")) / 2**20
+
+    print(f"images: {n} at {size[0]}x{size[1]} ({patients} phantom patients)")
+    print(f"phantom rendering: {rows.seconds:.1f} s = {n / rows.seconds:.1f} B-scans/s")
+    print(f"rows -> Dataset (build only, rendering excluded): {build_only:.1f} s = {n / build_only:.1f} images/s")
+    print(f"split by patient: {split_s:.2f} s; save parquet + card: {save_s:.1f} s; load + checks: {load_s:.1f} s")
+    print(f"end to end build (render + build + split + save): {build_total + split_s + save_s:.1f} s "
+          f"= {n / (build_total + split_s + save_s):.1f} images/s")
+    print(f"parquet on disk: {parquet_mib:.1f} MiB; peak RSS: {peak_rss_mib():.0f} MiB")
+    if not args.out:
+        shutil.rmtree(work.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
