@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
-from datasets import DatasetDict
+from datasets import DatasetDict, load_dataset
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
@@ -64,6 +64,7 @@ def push_dataset_dict(
     revision: str | None = None,
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     commit_message: str = "Upload OCT dataset",
+    oct_schema: bool = True,
     max_attempts: int = 3,
     retry_wait: float = 2.0,
 ) -> str:
@@ -72,6 +73,8 @@ def push_dataset_dict(
     The card (for a folder: its README.md, unless `card` is given) is pushed after the
     shards, with the `dataset_info`/`configs` YAML that `push_to_hub` wrote merged into it,
     so the Hub copy keeps both the card's text and what `load_dataset` needs.
+    OCT datasets are checked first (schema, no patient in two splits); pass
+    `oct_schema=False` for other tables (e.g. expert ratings).
     Returns the commit id of the final state of `revision` (default branch if None).
     """
     local_dir = None
@@ -79,10 +82,10 @@ def push_dataset_dict(
         dsdict = dsdict_or_local_dir
     else:
         local_dir = Path(dsdict_or_local_dir)
-        dsdict = _load_local_dataset_dict(local_dir)
+        dsdict = _load_local_dataset_dict(local_dir, oct_schema)
         if card is None:
             card = DatasetCard.load(local_dir / "README.md")
-    if local_dir is None:
+    if local_dir is None and oct_schema:
         check_schema(dsdict)
         check_no_patient_leakage(dsdict)
     what = f"dataset {local_dir}" if local_dir else "dataset"
@@ -142,13 +145,16 @@ def push_model_folder(
                          max_attempts=max_attempts, retry_wait=retry_wait)
 
 
-def _load_local_dataset_dict(local_dir: Path) -> DatasetDict:
+def _load_local_dataset_dict(local_dir: Path, oct_schema: bool) -> DatasetDict:
     if not is_dataset_dir(local_dir):
         raise FileNotFoundError(
-            f"{local_dir} is not a saved OCT dataset (expected README.md and data/*.parquet); "
+            f"{local_dir} is not a saved dataset (expected README.md and data/*.parquet); "
             "build one with `medicraft phantom` / `medicraft build` or save_dataset_dict()."
         )
-    return load_oct_dataset(local_dir)  # checks schema, label order and patient leakage
+    if oct_schema:
+        return load_oct_dataset(local_dir)  # checks schema, label order and patient leakage
+    dsdict = load_dataset(str(local_dir))
+    return dsdict if isinstance(dsdict, DatasetDict) else DatasetDict({"train": dsdict})
 
 
 def _ensure_repo(api: HfApi, repo_id: str, repo_type: str, *, private: bool, revision: str | None) -> None:

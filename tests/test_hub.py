@@ -16,6 +16,7 @@ from PIL import Image
 
 from medicraft_hf import cli
 from medicraft_hf.data.build import save_dataset_dict
+from medicraft_hf.data.load import load_oct_dataset
 from medicraft_hf.hub import HubPushError, push_dataset_dict, push_model_folder
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.schema import empty_row, oct_features
@@ -77,6 +78,44 @@ def test_push_dataset_dict_is_private_and_loads_back_with_card(hub):
     assert readme.data["license"] == "other"
     assert readme.data["configs"][0]["data_files"] and "dataset_info" in readme.data
     assert "configs" not in card.data  # the caller's card is not modified
+    assert_same_dataset(load_oct_dataset(repo_id), dsdict)  # the project's loader, from the Hub
+
+
+def test_thousand_images_go_up_as_a_few_parquet_shards(hub):
+    rng = np.random.default_rng(0)
+    features = oct_features(CLASSES)
+
+    def split(first, count):
+        rows = empty_row() | {"source": "synthetic"}
+        columns = {name: [rows[name]] * count for name in features}
+        columns["image"] = [Image.fromarray(rng.integers(0, 256, (16, 32), dtype=np.uint8), mode="L")
+                            for _ in range(count)]
+        columns["label"] = [i % len(CLASSES) for i in range(count)]
+        columns["patient_id"] = [f"s{(first + i) // 12}" for i in range(count)]
+        columns["image_id"] = [f"img-{first + i}" for i in range(count)]
+        return Dataset.from_dict(columns, features=features)
+
+    dsdict = DatasetDict({"train": split(0, 840), "test": split(840, 168)})
+    repo_id = hub.repo_id("oct-synthetic-1k")
+    push_dataset_dict(dsdict, repo_id, max_shard_size="200KB", retry_wait=0)
+    files = hub.files(repo_id, "dataset")
+    shards = sorted(p for p in files if p.startswith("data/"))
+    assert 3 <= len(shards) < 20 and all(p.endswith(".parquet") for p in shards)  # shards, not loose images
+    loaded = load_dataset(repo_id)
+    assert (len(loaded["train"]), len(loaded["test"])) == (840, 168)
+    assert loaded["test"]["image_id"] == dsdict["test"]["image_id"]
+    assert np.array_equal(np.asarray(loaded["train"][839]["image"]), np.asarray(dsdict["train"][839]["image"]))
+
+
+def test_non_oct_tables_push_with_oct_schema_off(hub, tmp_path):
+    ratings = DatasetDict({"train": Dataset.from_dict({"reviewer": ["r1", "r2"], "verdict": ["ok", "no_fovea"]})})
+    repo_id = hub.repo_id("ratings")
+    with pytest.raises(ValueError, match="label"):
+        push_dataset_dict(ratings, repo_id)  # OCT checks by default
+    push_dataset_dict(ratings, repo_id, oct_schema=False, retry_wait=0,
+                      card=DatasetCard("---\nlicense: other\n---\n# Ratings\n"))
+    assert load_dataset(repo_id)["train"]["verdict"] == ["ok", "no_fovea"]
+    assert hub.repo_is_private(repo_id, "dataset")
 
 
 def test_push_to_a_branch(hub):
