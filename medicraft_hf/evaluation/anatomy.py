@@ -263,3 +263,42 @@ def check_source(source: str, split: str | None = None) -> list[dict]:
         raise ValueError(f"No images found in {source}: give an OCT dataset folder, a Hub dataset id, an image "
                          f"or a folder of {', '.join(IMAGE_SUFFIXES)} files.")
     return results
+
+
+# What each phantom defect should be called.
+EXPECTED_VERDICT = {None: "ok", "double_fovea": "doubled_fovea", "flat_fovea": "hypoplastic_fovea",
+                    "no_fovea": "no_fovea", "heavy_noise": "corrupted", "scrambled_layers": "corrupted"}
+
+
+def validate_on_phantom(size=(64, 128), per_class: int = 10, seed: int = 1000) -> dict:
+    """Accuracy of `check_anatomy` on phantom scans with known truth, clean and broken.
+
+    For each phantom defect (and clean scans) and each class, `per_class` scans of
+    distinct random patients and planes are checked. Returns per-category accuracy, the
+    confusion matrix (expected verdict -> found verdict) and accuracy per class.
+    """
+    from medicraft_hf.data.phantom import PHANTOM_CLASSES, PhantomPatient, render_bscan
+
+    confusion = {e: {v: 0 for v in ANATOMY_VERDICTS} for e in EXPECTED_VERDICT}
+    per_label = {c: [0, 0] for c in PHANTOM_CLASSES}
+    for defect, expected in EXPECTED_VERDICT.items():
+        for ci, label in enumerate(PHANTOM_CLASSES):
+            for i in range(per_class):
+                rng = np.random.default_rng([seed, ci, i])
+                patient = PhantomPatient.sample(label, rng)
+                image, _ = render_bscan(patient, float(rng.choice(np.arange(12) * 30)), size, seed=rng, defect=defect)
+                verdict = check_anatomy(image).verdict
+                confusion[defect][verdict] += 1
+                if defect is None:
+                    per_label[label][0] += verdict == "ok"
+                    per_label[label][1] += 1
+    key = {None: "clean"}
+    return {
+        "size": list(size),
+        "per_class": per_class,
+        "seed": seed,
+        "accuracy": {key.get(d, d): round(confusion[d][e] / sum(confusion[d].values()), 4) for d, e in EXPECTED_VERDICT.items()},
+        "clean_ok_by_class": {c: round(k / n, 4) for c, (k, n) in per_label.items()},
+        "expected": {key.get(d, d): e for d, e in EXPECTED_VERDICT.items()},
+        "confusion": {key.get(d, d): row for d, row in confusion.items()},
+    }
