@@ -87,7 +87,7 @@ def _fail_on_unhandled_hub_requests():
     """Any request the test Hub does not handle fails the test during which it arrived."""
     seen = len(_HUB_SERVER.unhandled)
     yield
-    new = _HUB_SERVER.unhandled[seen:]
-    if new:
-        pytest.fail("the test Hub got requests it does not handle (extend tests/hub_server.py):\n"
-                    + "\n".join(f"  {r.method} {r.path} -> {r.status}" for r in new), pytrace=False)
+    try:
+        _HUB_SERVER.check_no_unhandled(since=seen)
+    except AssertionError as err:
+        pytest.fail(str(err), pytrace=False)

@@ -167,6 +167,15 @@ class HubServer:
         with self._lock:
             self._failures.clear()
 
+    def check_no_unhandled(self, since: int = 0) -> None:
+        """Raise AssertionError listing the unhandled requests recorded after index `since`."""
+        new = self.unhandled[since:]
+        if new:
+            raise AssertionError(
+                "the test Hub got requests it does not handle (extend tests/hub_server.py):\n"
+                + "\n".join(f"  {r.method} {r.path} -> {r.status}" for r in new)
+            )
+
     def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
         try:
             return self.repos[(repo_type, repo_id)]

@@ -94,7 +94,10 @@ def test_unhandled_requests_are_recorded(hub):
     response = httpx.get(f"{hub.endpoint}/api/not-an-endpoint")
     assert response.status_code == 501
     assert [r.path for r in hub.unhandled[before:]] == ["/api/not-an-endpoint"]
+    with pytest.raises(AssertionError, match="GET /api/not-an-endpoint -> 501"):
+        hub.server.check_no_unhandled(since=before)  # what the autouse fixture runs after each test
     del hub.unhandled[before:]  # expected here; the autouse check would fail this test otherwise
+    hub.server.check_no_unhandled(since=before)
 
 
 def test_dataset_push_to_hub_and_load_dataset_round_trip(hub):
