@@ -33,6 +33,16 @@ def _is_class_folder_tree(path: Path) -> bool:
 
 def load_dataset_dict(name: str, revision: str | None = None) -> DatasetDict:
     """A `DatasetDict` from a local folder (parquet/Hub layout, save_to_disk, class folders) or Hub id."""
+    try:
+        return _load_dataset_dict(name, revision)
+    except (IndexError, ValueError) as err:
+        if "corresponds to no data" in str(err) or isinstance(err, IndexError):
+            # What datasets says about a split without rows.
+            raise ValueError(f"Dataset {name} has an empty split ({err}): nothing to train on.") from None
+        raise
+
+
+def _load_dataset_dict(name: str, revision: str | None) -> DatasetDict:
     import datasets
 
     path = Path(name)
