@@ -5,13 +5,22 @@ of classifier features and by pixel SSIM. The same is done for real held-out ima
 (other patients, never trained on): their distances are what "a new image of this kind"
 looks like, so a synthetic image closer than that is suspicious.
 
-Flag rule (both must hold):
-- feature distance at or below the 1st percentile of held-out -> train distances: closer
-  in content than 99% of genuinely new patients' images;
-- SSIM at or above max(SSIM_FLOOR, the 99th percentile of held-out -> train SSIM): nearly
-  the same pixels. Features alone cannot decide, because a classifier maps every image of
-  a class close together; SSIM alone could fire on bland, featureless images. The floor
-  keeps the rule strict when held-out scans are all dissimilar to the training set.
+Flag rule: a synthetic image is a near-copy when its SSIM to the nearest training image
+is at or above max(SSIM_FLOOR, the 99th percentile of held-out -> train SSIM).
+- Pixels, not features, decide: the classifier is trained to map every image of a class
+  close together, so held-out -> train feature distances are already near zero (~1e-6
+  cosine on the phantom) and cannot separate a copy from a new image of the class.
+  Features still find candidates and are reported.
+- The held-out quantile calibrates the rule to the data: held-out scans are of other
+  patients (the 12 near-identical planes of an exam never straddle splits), so only 1%
+  of genuinely new scans are that similar to a training scan.
+- The floor, measured on phantom scans at 64x128: a training scan with added noise
+  (sigma 10 grey levels) scores 0.79-0.82, shifted by one pixel 0.69-0.75, slightly
+  blurred 0.85; the nearest training scan of a new patient at most ~0.5 (speckle is
+  independent). 0.7 sits between. Not flagged: the same anatomy re-rendered with fresh
+  speckle (0.51-0.57): `closer_than_held_out_rate` counts such images, the ones more
+  similar to a training scan than 99% of new patients' scans are.
+The same rule applied to the held-out images gives its false-positive rate.
 """
 
 from __future__ import annotations
@@ -19,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
-FEATURE_QUANTILE = 0.01
+FEATURE_QUANTILE = 0.01  # reported: synthetic images closer in features than 99% of new scans
 SSIM_QUANTILE = 0.99
-SSIM_FLOOR = 0.90
+SSIM_FLOOR = 0.70
 # SSIM is computed against this many nearest train images by features and by pixels.
 CANDIDATES = 5
 
@@ -38,7 +47,7 @@ def _pixel_vectors(images: np.ndarray) -> np.ndarray:
 
 
 def nearest_train(query_images, query_features, train_images, train_features, candidates: int = CANDIDATES) -> dict:
-    """For each query image: nearest train image by feature cosine and by SSIM."""
+    """For each query image: nearest train image by feature cosine and by pixel SSIM."""
     feature_sim = _unit(query_features) @ _unit(train_features).T
     pixel_sim = _pixel_vectors(query_images) @ _pixel_vectors(train_images).T
     k = min(candidates, len(train_images))
@@ -50,7 +59,7 @@ def nearest_train(query_images, query_features, train_images, train_features, ca
     for i in range(n):
         best = -1.0
         for j in np.union1d(by_feature[i], by_pixel[i]):
-            s = structural_similarity(query_images[i], train_images[j], data_range=255)
+            s = structural_similarity(query_images[i], train_images[j], data_range=255.0)
             if s > best:
                 best, ssim_index[i] = s, j
         ssim[i] = best
@@ -76,9 +85,9 @@ def memorization_audit(train, train_features, held_out, held_out_features, synth
     syn = nearest_train(synthetic.images, synthetic_features, train.images, train_features)
     feature_threshold = float(np.quantile(ref["feature_distance"], FEATURE_QUANTILE))
     ssim_threshold = max(SSIM_FLOOR, float(np.quantile(ref["ssim"], SSIM_QUANTILE)))
-    flagged = (syn["feature_distance"] <= feature_threshold) & (syn["ssim"] >= ssim_threshold)
+    flagged = syn["ssim"] >= ssim_threshold
     # The same rule on held-out images: its false-positive rate on images that are new.
-    held_out_flagged = (ref["feature_distance"] <= feature_threshold) & (ref["ssim"] >= ssim_threshold)
+    held_out_flagged = ref["ssim"] >= ssim_threshold
 
     pairs = [
         {
@@ -93,10 +102,7 @@ def memorization_audit(train, train_features, held_out, held_out_features, synth
         for i in np.argsort(-syn["ssim"], kind="stable")
     ]
     return {
-        "rule": (
-            f"near-copy = feature cosine distance <= {FEATURE_QUANTILE:.0%} quantile of held-out->train "
-            f"AND SSIM >= max({SSIM_FLOOR}, {SSIM_QUANTILE:.0%} quantile of held-out->train SSIM)"
-        ),
+        "rule": f"near-copy = SSIM to the nearest train image >= max({SSIM_FLOOR}, {SSIM_QUANTILE:.0%} quantile of held-out->train SSIM)",
         "feature_threshold": feature_threshold,
         "ssim_threshold": ssim_threshold,
         "n_synthetic": len(synthetic),
@@ -107,6 +113,7 @@ def memorization_audit(train, train_features, held_out, held_out_features, synth
         "held_out_false_positive_rate": float(held_out_flagged.mean()),
         # Softer signal: synthetic images more similar to a training image than 99% of new scans.
         "closer_than_held_out_rate": float((syn["ssim"] >= np.quantile(ref["ssim"], SSIM_QUANTILE)).mean()),
+        "feature_closer_than_held_out_rate": float((syn["feature_distance"] <= feature_threshold).mean()),
         "synthetic_ssim": _quantiles(syn["ssim"]),
         "held_out_ssim": _quantiles(ref["ssim"]),
         "synthetic_feature_distance": _quantiles(syn["feature_distance"]),
