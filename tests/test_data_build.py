@@ -164,3 +164,28 @@ def test_empty_class_is_an_error():
     rows = phantomish_rows(6, 1, class_names=("healthy", "nevus"))
     with pytest.raises(InvalidInputError, match=r"\['melanoma'\] have no images"):
         build_dataset_dict(rows, ("healthy", "nevus", "melanoma"))
+
+
+def test_interrupted_build_resumes_from_finished_chunks(tmp_path):
+    files = []
+    for i in range(10):
+        files.append(tmp_path / f"scan{i}.png")
+        Image.fromarray(bscan(500 + i)).save(files[-1])
+    rows = [{"image": str(f), "label": i % 2, "patient_id": f"p{i // 2}", "source": "real"} for i, f in enumerate(files)]
+
+    def interrupted():
+        for i, row in enumerate(rows):
+            if i == 7:
+                raise KeyboardInterrupt
+            yield row
+
+    work = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        rows_to_dataset(interrupted(), ["a", "b"], work_dir=work, chunk_size=3)
+    assert sorted(p.name for p in work.glob("chunk-*.json")) == ["chunk-00000.json", "chunk-00001.json"]
+    files[1].unlink()  # in a finished chunk: a resumed build does not read it again
+    resumed = rows_to_dataset(rows, ["a", "b"], work_dir=work, chunk_size=3)
+    assert resumed["image_id"] == rows_to_dataset(
+        [dict(r, image=bscan(500 + i)) for i, r in enumerate(rows)], ["a", "b"])["image_id"]
+    with pytest.raises(ValueError, match="other settings"):
+        rows_to_dataset(rows, ["a", "b"], work_dir=work, chunk_size=4)

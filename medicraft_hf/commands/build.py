@@ -5,11 +5,13 @@ Every image is validated and converted to 8-bit grayscale; patients are split in
 train/validation/test (seeded, stratified by class) and checked for leakage; patient ids
 are salted hashes (set MEDICRAFT_ID_SALT). Bad input stops the build with a list of every
 offending file, unless --skip-invalid, which writes the skipped files to a report beside
-the output folder (never inside it: file names can carry identifiers).
+the output folder (never inside it: file names can carry identifiers). An interrupted
+build resumes from its last finished chunk when run again with the same arguments.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 HELP = "build a dataset from class folders, Kermany OCT2017, a CSV manifest or vendor files"
@@ -29,6 +31,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fractions", default="0.7,0.15,0.15", help="train,validation,test fractions of patients")
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad files and list each in --report instead of failing")
     parser.add_argument("--report", default=None, help="skip report CSV (default: <out>.skipped.csv beside the output)")
+    parser.add_argument("--work-dir", default=None,
+                        help="finished chunks of an interrupted build are kept here and reused by a rerun (default: <out>.partial)")
     parser.add_argument("--name", default=None, help="dataset name or repo id shown in the card (default: the --out folder name)")
     parser.add_argument("--license", default="other", help="license field of the dataset card")
     parser.add_argument("--description", default="", help="a paragraph for the dataset card")
@@ -58,7 +62,7 @@ def run(args) -> int:
     from medicraft_hf.data.build import build_dataset_dict, save_dataset_dict
     from medicraft_hf.data.folders import folder_rows, kermany_rows
     from medicraft_hf.data.manifest import manifest_rows
-    from medicraft_hf.data.problems import Problems
+    from medicraft_hf.data.problems import InvalidInputError, Problems
 
     out = Path(args.out)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
@@ -83,8 +87,16 @@ def run(args) -> int:
         class_names, rows = folder_rows(args.input, classes, problems, patient_pattern=args.patient_pattern, **vendor)
         source = "vendor OCT exports read with oct-converter" if args.kind == "vendor" else "class folders of OCT B-scans"
 
-    dsdict = build_dataset_dict(rows, class_names, size=size, seed=args.seed, fractions=fractions,
-                                skip_invalid=args.skip_invalid, problems=problems)
+    work_dir = Path(args.work_dir) if args.work_dir else out.with_name(out.name + ".partial")
+    if work_dir.is_dir():
+        print(f"resuming the build from {work_dir}")
+    try:
+        dsdict = build_dataset_dict(rows, class_names, size=size, seed=args.seed, fractions=fractions,
+                                    skip_invalid=args.skip_invalid, problems=problems, work_dir=work_dir)
+    except InvalidInputError:
+        # Not an interruption: the user fixes the input, and the next run must read it afresh.
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     notes = [args.description]
     if size:
         notes.append(f"Every image was resized to {size[0]}x{size[1]} (HxW, bilinear).")
@@ -93,6 +105,7 @@ def run(args) -> int:
     card = dataset_card(dsdict, name=args.name or out.name, source=source, description="\n\n".join(n for n in notes if n),
                         license=args.license)
     save_dataset_dict(dsdict, out, card=card)
+    shutil.rmtree(work_dir)
     counts = ", ".join(f"{split}={len(ds)}" for split, ds in dsdict.items())
     print(f"built {out} ({counts}; classes {class_names})")
     if args.skip_invalid:

@@ -8,20 +8,23 @@ skip report); `origin` is never stored in the dataset.
 
 from __future__ import annotations
 
+import itertools
+import json
 import numbers
 import os
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard
 
 from medicraft_hf.data.images import InvalidImageError, encode_png, load_image, pixel_hash, resize
-from medicraft_hf.data.problems import InvalidInputError, Problems
-from medicraft_hf.io import atomic_path
+from medicraft_hf.data.problems import InvalidInputError, Problem, Problems
+from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.schema import CLASS_NAMES, EYES, SOURCES, check_schema, oct_features
 
 DATA_DIR = "data"
@@ -45,6 +48,115 @@ def _check_values(row: Mapping) -> None:
         raise ValueError(f"eye {row['eye']!r} is not one of {list(EYES)} or None")
 
 
+class _RowConverter:
+    """Turns input rows into stored rows, remembering what it saw (for duplicates and sizes)."""
+
+    def __init__(self, class_names: list[str], size: tuple[int, int] | None, problems: Problems):
+        self.class_names, self.size, self.problems = class_names, size, problems
+        self.features = oct_features(class_names)
+        self.seen: dict[str, str] = {}  # pixel hash -> origin of the first row with those pixels
+        self.sizes: list[tuple[int, int]] = []  # (H, W) of each written row, for the size check
+        self.origins: list[str] = []
+
+    def convert(self, index: int, row: Mapping) -> dict | None:
+        """The stored row, or None (and a problem recorded) when the row is invalid."""
+        row = dict(row)
+        image = row.pop("image", None)
+        origin = row.pop("origin", None) or (str(image) if isinstance(image, (str, os.PathLike)) else None)
+        origin = origin or row.get("image_id") or f"row {index}"
+        unknown = set(row) - set(self.features)
+        if unknown:
+            raise ValueError(f"{origin}: columns {sorted(unknown)} are not in the OCT schema {list(self.features)}")
+        try:
+            _check_values(row)
+            row["label"] = _label_id(row.get("label"), self.class_names)
+        except ValueError as err:
+            self.problems.add(origin, str(err), "fix the value (labels: use --classes to declare the vocabulary)")
+            return None
+        try:
+            pil = load_image(image, origin)
+        except InvalidImageError as err:
+            self.problems.add(err.file, err.reason, err.fix)
+            return None
+        digest = pixel_hash(pil)
+        if digest in self.seen:
+            self.problems.add(origin, f"duplicate: same pixels as {self.seen[digest]}", "remove one of the two copies")
+            return None
+        self.seen[digest] = origin
+        if self.size is not None:
+            pil = resize(pil, self.size)
+        out = {name: None for name in self.features}
+        out.update(row)
+        out["image"] = {"bytes": encode_png(pil), "path": None}
+        out["image_id"] = out["image_id"] or f"img-{digest[:16]}"
+        self.sizes.append((pil.height, pil.width))
+        self.origins.append(origin)
+        return out
+
+    def dataset(self, indexed_rows: Iterable[tuple[int, Mapping]]) -> Dataset:
+        def generate():
+            for index, row in indexed_rows:
+                out = self.convert(index, row)
+                if out is not None:
+                    yield out
+
+        # A fresh fingerprint: the generator has side effects (problems), never reuse a cache.
+        return Dataset.from_generator(generate, features=self.features, fingerprint=uuid.uuid4().hex)
+
+    # Resumable builds: what a finished chunk must remember besides its rows.
+    def state(self) -> dict:
+        return {"seen": self.seen, "sizes": self.sizes, "origins": self.origins,
+                "problems": [asdict(p) for p in self.problems]}
+
+    def restore(self, state: dict) -> None:
+        self.seen, self.origins = dict(state["seen"]), list(state["origins"])
+        self.sizes = [tuple(hw) for hw in state["sizes"]]
+        self.problems.items[:] = [Problem(**p) for p in state["problems"]]
+
+
+def _row_key(index: int, row: Mapping) -> str:
+    """What identifies an input row across runs (its file, else its id, else its position)."""
+    image = row.get("image")
+    return str(row.get("origin") or (image if isinstance(image, (str, os.PathLike)) else None) or row.get("image_id") or index)
+
+
+def _chunked_dataset(converter: _RowConverter, rows: Iterable[Mapping], work_dir: Path, chunk_size: int) -> Dataset:
+    """Convert rows chunk by chunk into `work_dir`; chunks finished by an earlier run are reused.
+
+    The input is listed again on a rerun (cheap for files: images are decoded only when
+    converted), so the same input and settings must be given; anything else is refused.
+    """
+    settings = {"class_names": converter.class_names, "size": list(converter.size) if converter.size else None,
+                "chunk_size": chunk_size}
+    settings_file = work_dir / "settings.json"
+    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+        raise ValueError(f"{work_dir} holds a partial build made with other settings "
+                         f"({settings_file.read_text().strip()}); delete it to start over.")
+    write_json_atomic(settings_file, settings)
+    chunks: list[Dataset] = []
+    rows = enumerate(rows)
+    for number in itertools.count():
+        batch = list(itertools.islice(rows, chunk_size))
+        if not batch:
+            break
+        chunk_dir, state_file = work_dir / f"chunk-{number:05d}", work_dir / f"chunk-{number:05d}.json"
+        if state_file.is_file():  # finished earlier: listing the rows again re-added loader problems; restore instead
+            state = json.loads(state_file.read_text())
+            if state["first_row"] != _row_key(*batch[0]):
+                raise ValueError(f"The input changed since the partial build in {work_dir}; delete it to start over.")
+            converter.restore(state)
+            chunks.append(load_from_disk(str(chunk_dir)))
+            continue
+        chunk = converter.dataset(batch)
+        with atomic_path(chunk_dir) as tmp:
+            chunk.save_to_disk(str(tmp))
+        write_json_atomic(state_file, {**converter.state(), "first_row": _row_key(*batch[0])})
+        chunks.append(load_from_disk(str(chunk_dir)))
+    if not chunks:
+        return Dataset.from_dict({name: [] for name in converter.features}, features=converter.features)
+    return concatenate_datasets(chunks)
+
+
 def rows_to_dataset(
     rows: Iterable[Mapping],
     class_names: Sequence[str] = CLASS_NAMES,
@@ -52,6 +164,8 @@ def rows_to_dataset(
     size: tuple[int, int] | None = None,
     skip_invalid: bool = False,
     problems: Problems | None = None,
+    work_dir: str | os.PathLike | None = None,
+    chunk_size: int = 2000,
 ) -> Dataset:
     """Validate, convert and write rows as a `Dataset` with `oct_features(class_names)`.
 
@@ -62,57 +176,23 @@ def rows_to_dataset(
     in which case those rows are left out and listed in `problems` (pass your own
     `Problems` to write the report). With `size=(H, W)` every image is resized to it.
     A missing `image_id` becomes a hash of the pixels (stable and de-identified).
+
+    With a `work_dir`, rows are converted in chunks of `chunk_size` saved there, and a
+    rerun after an interruption continues from the last finished chunk.
     """
-    class_names = list(class_names)
-    features = oct_features(class_names)
     problems = problems if problems is not None else Problems()
-    seen: dict[str, str] = {}  # pixel hash -> origin of the first row with those pixels
-    sizes: list[tuple[int, int]] = []  # (H, W) of each written row, for the size check
-    origins: list[str] = []
-
-    def generate():
-        for index, row in enumerate(rows):
-            row = dict(row)
-            image = row.pop("image", None)
-            origin = row.pop("origin", None) or (str(image) if isinstance(image, (str, os.PathLike)) else None)
-            origin = origin or row.get("image_id") or f"row {index}"
-            unknown = set(row) - set(features)
-            if unknown:
-                raise ValueError(f"{origin}: columns {sorted(unknown)} are not in the OCT schema {list(features)}")
-            try:
-                _check_values(row)
-                row["label"] = _label_id(row.get("label"), class_names)
-            except ValueError as err:
-                problems.add(origin, str(err), "fix the value (labels: use --classes to declare the vocabulary)")
-                continue
-            try:
-                pil = load_image(image, origin)
-            except InvalidImageError as err:
-                problems.add(err.file, err.reason, err.fix)
-                continue
-            digest = pixel_hash(pil)
-            if digest in seen:
-                problems.add(origin, f"duplicate: same pixels as {seen[digest]}", "remove one of the two copies")
-                continue
-            seen[digest] = origin
-            if size is not None:
-                pil = resize(pil, size)
-            out = {name: None for name in features}
-            out.update(row)
-            out["image"] = {"bytes": encode_png(pil), "path": None}
-            out["image_id"] = out["image_id"] or f"img-{digest[:16]}"
-            sizes.append((pil.height, pil.width))
-            origins.append(origin)
-            yield out
-
-    # A fresh fingerprint: the generator has side effects (problems), never reuse a cache.
-    dataset = Dataset.from_generator(generate, features=features, fingerprint=uuid.uuid4().hex)
+    converter = _RowConverter(list(class_names), size, problems)
+    if work_dir is None:
+        dataset = converter.dataset(enumerate(rows))
+    else:
+        dataset = _chunked_dataset(converter, rows, Path(work_dir), chunk_size)
     if len(dataset) == 0 and not problems:
         raise InvalidInputError("No images to build a dataset from: the input is empty.")
 
+    sizes = converter.sizes
     if len(set(sizes)) > 1:
         common, count = Counter(sizes).most_common(1)[0]
-        for (h, w), origin in zip(sizes, origins):
+        for (h, w), origin in zip(sizes, converter.origins):
             if (h, w) != common:
                 problems.add(origin, f"size {h}x{w} (HxW) differs from the {count} images of {common[0]}x{common[1]}",
                              "pass --size HxW to resize every image to one size")
@@ -193,14 +273,15 @@ def build_dataset_dict(
     fractions: Mapping[str, float] | None = None,
     skip_invalid: bool = False,
     problems: Problems | None = None,
+    work_dir: str | os.PathLike | None = None,
 ) -> DatasetDict:
     """rows -> validated dataset -> every class present -> split by patient (leakage-checked).
 
     Pass the loader's `Problems` so that problems found while listing files and while
-    reading images end up in one error (or one skip report).
+    reading images end up in one error (or one skip report); `work_dir` makes it resumable.
     """
     from medicraft_hf.data.split import DEFAULT_FRACTIONS, split_by_patient
 
-    dataset = rows_to_dataset(rows, class_names, size=size, skip_invalid=skip_invalid, problems=problems)
+    dataset = rows_to_dataset(rows, class_names, size=size, skip_invalid=skip_invalid, problems=problems, work_dir=work_dir)
     check_classes_present(dataset)
     return split_by_patient(dataset, seed=seed, fractions=fractions or DEFAULT_FRACTIONS)
