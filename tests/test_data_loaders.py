@@ -36,6 +36,9 @@ def test_kermany_layout_as_distributed(tmp_path, capsys):
     assert b"1000000" not in all_text(out) and b"CNV-1000000" not in all_text(out)
     assert "replaced by a patient-level split" in (out / "README.md").read_text()
     assert "built" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    assert "--skip-invalid" in capsys.readouterr().out
 
 
 def test_kermany_bad_files_fail_then_skip_with_report(tmp_path, capsys):
@@ -50,12 +53,13 @@ def test_kermany_bad_files_fail_then_skip_with_report(tmp_path, capsys):
     for name, why in [("DME-1000100-9.jpeg", "truncated or corrupt"), ("CNV-1000001-7.jpeg", "duplicate"),
                       ("NORMAL/CNV-1000001-1.jpeg", "says class 'CNV'"), ("notes.txt", "not <CLASS>-<patient>-<n>")]:
         assert any(name in line and why in line for line in err.splitlines()), (name, err)
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "ds.partial").exists()  # a rejected input is read afresh next time
 
     assert main(["build", str(root), "--from", "kermany", "--out", str(out), "--skip-invalid"]) == 0
     report = (tmp_path / "ds.skipped.csv").read_text()
     assert len(report.strip().splitlines()) == 1 + 4 and "CNV-1000001-7.jpeg" in report
     assert sum(len(d) for d in load_oct_dataset(out).values()) == 4 * 4 * 2
+    assert not (tmp_path / "ds.partial").exists()
 
 
 def test_class_folders_rgb_16bit_and_empty_class(tmp_path, capsys):
