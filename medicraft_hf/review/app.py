@@ -77,7 +77,11 @@ def _screen(review: ReviewRound, reviewer: str):
 
 
 def build_review_blocks(review: ReviewRound, title: str = "medicraft expert review", reviewer_name: str | None = None) -> gr.Blocks:
-    """The review app over one round; mountable as a tab (`blocks.render()` inside another app).
+    """The review app over one round, as a `gr.Blocks`.
+
+    To mount it as a tab of another app, build it first, then render it inside the tab:
+    `review = build_review_blocks(round)` ... `with gr.Tab("Review"): review.render()`
+    (a Blocks built inside another's context is already rendered there, once).
 
     `reviewer_name` pre-fills the name box (the reviewer still presses Start).
     """
