@@ -198,10 +198,13 @@ def _with_retries(push: Callable[[], str], *, what: str, repo_id: str, local_dir
                 time.sleep(wait)
                 continue
             intact = f"The local copy at {local_dir} is intact" if local_dir else "The in-memory dataset is unchanged"
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            fix = (f"Check that you are logged in (`hf auth login` or HF_TOKEN) with write access to "
+                   f"{repo_id.split('/')[0]}, then run the same push again"
+                   if status in (401, 403) else "Run the same push again to retry")
             raise HubPushError(
                 f"Pushing {what} to {repo_id} failed after {attempt} attempt(s): {err}\n"
                 f"{intact}, and the Hub repo still holds its last complete commit (a commit is all or nothing). "
-                f"Run the same push again to retry (`medicraft push <path> {repo_id}`); "
-                "files already uploaded are not sent twice."
+                f"{fix} (`medicraft push <path> {repo_id}`); files already uploaded are not sent twice."
             ) from err
     raise AssertionError("unreachable")

@@ -237,3 +237,13 @@ def test_cli_push_errors_are_clean(tmp_path, capsys):
     assert "neither a saved dataset" in capsys.readouterr().err
     assert cli.main(["push", str(tmp_path), "no-namespace"]) == 2
     assert "needs a namespace" in capsys.readouterr().err
+
+
+def test_auth_failure_says_how_to_log_in_and_is_not_retried(hub, tmp_path):
+    folder = save_tiny_pipeline(tmp_path / "pipe")
+    repo_id = hub.repo_id("oct-forbidden")
+    hub.fail_next("POST", r"^/api/repos/create$", status=403, times=1)
+    with pytest.raises(HubPushError, match=r"(?s)after 1 attempt.*logged in") as err:
+        push_model_folder(folder, repo_id, retry_wait=0)
+    assert f"The local copy at {folder} is intact" in str(err.value)
+    assert (folder / "model_index.json").is_file()

@@ -17,8 +17,8 @@ HELP = "push a dataset folder or a pipeline folder to the Hub (private by defaul
 def add_arguments(parser) -> None:
     parser.add_argument("path", help="dataset folder (README.md + data/*.parquet) or pipeline folder (model_index.json)")
     parser.add_argument("repo_id", help="target repo, e.g. my-org/oct-phantom")
-    parser.add_argument("--public", action="store_true", help="create the repo public (default: private)")
-    parser.add_argument("--revision", default=None, help="branch to push to (created if missing; default: main)")
+    parser.add_argument("--public", action="store_true", help="create the repo public instead of private")
+    parser.add_argument("--revision", default=None, help="branch to push to, created if missing (None: main)")
     parser.add_argument("--commit-message", default=None, help="commit message on the Hub")
     parser.add_argument("--max-attempts", type=int, default=3, help="tries before giving up on server/network errors")
 
