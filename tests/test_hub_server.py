@@ -119,3 +119,10 @@ def test_dataset_push_to_hub_and_load_dataset_round_trip(hub):
     assert loaded["train"].features["label"].names == names
     assert loaded["train"]["label"] == [3, 2, 1, 0]
     assert np.array_equal(np.asarray(loaded["test"][1]["image"]), np.asarray(images[5]))
+
+    # Streaming reads the parquet shards by HTTP ranges (206) through HfFileSystem.
+    before = len(hub.requests)
+    streamed = list(load_dataset(repo_id, split="train", streaming=True))
+    assert [row["label"] for row in streamed] == [3, 2, 1, 0]
+    assert np.array_equal(np.asarray(streamed[0]["image"]), np.asarray(images[0]))
+    assert any(r.status == 206 for r in hub.requests[before:])
