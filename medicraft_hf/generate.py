@@ -32,7 +32,7 @@ import os
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -319,12 +319,18 @@ def generate_images(
 # ---------------------------------------------------------------------------- anatomy filter
 @dataclass(frozen=True)
 class AnatomyFilter:
-    """Keep an image when `check_anatomy(image).score >= threshold`."""
+    """Keep an image when `check(image).score >= threshold`.
+
+    `check` defaults to `medicraft_hf.evaluation.anatomy.check_anatomy`; any function
+    returning an object with `verdict` and `score` (in [0, 1]) works, e.g. a site's own QC.
+    """
 
     threshold: float = DEFAULT_ANATOMY_THRESHOLD
+    check: Callable | None = None
 
     def __post_init__(self):
-        if not 0.0 <= float(self.threshold) <= 1.0:
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0.0 <= float(self.threshold) <= 1.0:
             raise ValueError(f"--anatomy-threshold must be in [0, 1] (the anatomy score range), got {self.threshold!r}.")
 
     @classmethod
@@ -335,9 +341,11 @@ class AnatomyFilter:
         return cls(threshold=float(load_calibration(path)["threshold"]))
 
     def judge(self, row: dict) -> None:
-        from medicraft_hf.evaluation.anatomy import check_anatomy
-
-        result = check_anatomy(row["image"])
+        """Add `accepted`, `anatomy_verdict` and `anatomy_score` to a row."""
+        check = self.check
+        if check is None:
+            from medicraft_hf.evaluation.anatomy import check_anatomy as check
+        result = check(row["image"])
         row.update(anatomy_verdict=result.verdict, anatomy_score=float(result.score),
                    accepted=bool(result.score >= self.threshold))
 

@@ -16,6 +16,7 @@ from medicraft_hf.generate import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_GUIDANCE_SCALE,
     DEFAULT_STEPS,
+    FLUSH_EVERY,
     AnatomyFilter,
     generate_dataset,
     parse_counts,
@@ -52,6 +53,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="discard an earlier run in --out")
     parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="push the dataset to this Hub dataset repo")
     parser.add_argument("--public", action="store_true", help="create the Hub repo public (default: private)")
+    parser.add_argument("--flush-every", type=int, default=FLUSH_EVERY,
+                        help="images per working shard (the most a kill can lose, per process)")
 
 
 def anatomy_filter_of(args) -> AnatomyFilter | None:
@@ -77,7 +80,7 @@ def run(args) -> int:
         guidance_scale=args.guidance_scale, batch_size=args.batch_size, seed=args.seed, split=args.split,
         balance_to=args.balance_to, balance_split=args.balance_split, anatomy_filter=anatomy_filter_of(args),
         evaluation_report=args.evaluation_report, name=args.name, overwrite=args.overwrite,
-        push_to_hub=args.push_to_hub, private=not args.public,
+        push_to_hub=args.push_to_hub, private=not args.public, flush_every=args.flush_every,
     )
     try:
         result = generate_dataset(args.out, counts, per_class=args.per_class, **options)
