@@ -293,7 +293,8 @@ class _Handler(BaseHTTPRequestHandler):
             handled = False
             self._json(501, {"error": f"test hub does not handle {self.command} {self.path} {exc}".strip()})
         except HubError as exc:
-            headers = {"X-Error-Code": exc.error_code, "X-Error-Message": exc.message} if exc.error_code else {}
+            message = exc.message.encode("ascii", "backslashreplace").decode()  # headers are latin-1
+            headers = {"X-Error-Code": exc.error_code, "X-Error-Message": message} if exc.error_code else {}
             self._json(exc.status, {"error": exc.message}, headers)
         except Exception as exc:  # a server bug: answer 500 and keep it visible
             handled = False

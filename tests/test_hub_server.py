@@ -50,6 +50,8 @@ def test_errors_have_hub_error_codes(hub, tmp_path):
         hf_hub_download(hub.repo_id("missing"), "x.txt", cache_dir=tmp_path)
     with pytest.raises(EntryNotFoundError):
         hf_hub_download(repo_id, "missing.txt", cache_dir=tmp_path)
+    with pytest.raises(EntryNotFoundError):
+        hf_hub_download(repo_id, "b-scans/œil gauche.png", cache_dir=tmp_path)  # non-ASCII in error headers
     with pytest.raises(RevisionNotFoundError):
         hf_hub_download(repo_id, ".gitattributes", revision="nope", cache_dir=tmp_path)
 
