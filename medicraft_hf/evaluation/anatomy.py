@@ -35,10 +35,10 @@ ANATOMY_VERDICTS: tuple[str, ...] = ("ok", "doubled_fovea", "no_fovea", "hypopla
 WORK_SIZE = (128, 256)  # (H, W) grid every image is resampled to
 
 # Thresholds (working-grid units; depths are fractions of the rim thickness).
-PIT_MIN_DEPTH = 0.065  # a dip shallower than this is not a pit at all
-PIT_OK_DEPTH = 0.17  # a normal fovea is at least this deep; between the two: hypoplastic
+PIT_MIN_DEPTH = 0.07  # central thinning below this: no pit at all
+PIT_OK_DEPTH = 0.165  # a normal fovea is at least this deep; between the two: hypoplastic
+SECOND_PIT_DEPTH = 0.1  # a second pit this deep, away from the first, doubles the fovea
 PIT_MIN_WIDTH = 0.09  # fraction of the width, at half prominence
-CENTRE_HALF_WIDTH = 0.12  # where a shallow pit may be, around the centre of the scan
 MIN_CONTRAST = 6.0  # retina-over-vitreous contrast, in units of vitreous noise
 MIN_PROFILE_CORR = 0.55  # median correlation of column profiles with the median profile
 MAX_JUMP_FRACTION = 0.006  # columns where a surface jumps by more than `JUMP_PX`
@@ -120,6 +120,16 @@ def _pits(thickness: np.ndarray) -> list[dict]:
     return sorted(pits, key=lambda d: -d["depth"])
 
 
+def _central_thinning(thickness: np.ndarray) -> float:
+    """Thinning of the retina at the centre of the scan relative to the ring around it."""
+    W = thickness.shape[0]
+    t = gaussian_filter(thickness, W / 100, mode="nearest")
+    baseline = max(float(np.percentile(t, 70)), 1e-6)
+    ring = np.median(np.r_[t[int(0.22 * W) : int(0.36 * W)], t[int(0.64 * W) : int(0.78 * W)]])
+    centre = t[int(0.42 * W) : int(0.58 * W)].min()
+    return float((min(ring, baseline) - centre) / baseline)
+
+
 def check_anatomy(image) -> AnatomyResult:
     """Classify one B-scan as ok / doubled_fovea / no_fovea / hypoplastic_fovea / corrupted."""
     img = _as_gray(image)
@@ -159,14 +169,19 @@ def check_anatomy(image) -> AnatomyResult:
 
     thickness = rpe - ilm
     pits = _pits(thickness)
-    # Radial scans are centred on the fovea: a shallow dip only counts near the centre,
-    # while a deep one counts anywhere (a doubled fovea can sit off-centre).
     deep_pits = [p for p in pits if p["depth"] >= PIT_OK_DEPTH and p["width"] >= PIT_MIN_WIDTH]
-    real_pits = deep_pits + [
-        p for p in pits
-        if PIT_MIN_DEPTH <= p["depth"] < PIT_OK_DEPTH and p["width"] >= PIT_MIN_WIDTH and abs(p["x"] - 0.5) <= CENTRE_HALF_WIDTH
+    # A second, shallower pit well apart from the deepest one (a doubled fovea drawn
+    # over a lesion is often uneven).
+    second = [
+        p for p in pits[1:]
+        if p["depth"] >= SECOND_PIT_DEPTH and p["prominence"] >= SECOND_PIT_DEPTH and p["width"] >= 0.06
+        and pits and abs(p["x"] - pits[0]["x"]) >= 0.15
     ]
-    deepest = real_pits[0]["depth"] if real_pits else (pits[0]["depth"] if pits else 0.0)
+    # Radial scans are centred on the fovea: how much thinner is the centre than the ring
+    # around it? This separates a hypoplastic pit from none more steadily than a peak finder.
+    central = _central_thinning(thickness)
+    deepest = max([central] + [p["depth"] for p in deep_pits])
+    num_pits = len(deep_pits) + (not deep_pits and central >= PIT_MIN_DEPTH)
 
     # Quality in [0, 1]: 1 when every measure is comfortably inside its normal range.
     quality = min(
@@ -177,22 +192,23 @@ def check_anatomy(image) -> AnatomyResult:
     corrupted = contrast < MIN_CONTRAST or profile_corr < MIN_PROFILE_CORR or jumps > MAX_JUMP_FRACTION
     if corrupted:
         verdict, fovea_score = "corrupted", 0.0
-    elif len(deep_pits) >= 2:
+    elif len(deep_pits) >= 2 or (deep_pits and second and central < PIT_OK_DEPTH):
         verdict, fovea_score = "doubled_fovea", 0.3
-    elif not real_pits:
-        verdict, fovea_score = "no_fovea", 0.1
-    elif not deep_pits:
-        verdict, fovea_score = "hypoplastic_fovea", 0.3 + 0.3 * (deepest - PIT_MIN_DEPTH) / (PIT_OK_DEPTH - PIT_MIN_DEPTH)
-    else:
+    elif deep_pits or central >= PIT_OK_DEPTH:
         verdict, fovea_score = "ok", 1.0
+    elif central >= PIT_MIN_DEPTH:
+        verdict, fovea_score = "hypoplastic_fovea", 0.3 + 0.3 * (central - PIT_MIN_DEPTH) / (PIT_OK_DEPTH - PIT_MIN_DEPTH)
+    else:
+        verdict, fovea_score = "no_fovea", 0.1
     score = float(np.clip(quality, 0, 1) * fovea_score) if verdict != "ok" else float(0.5 + 0.5 * quality)
     if verdict != "ok":
         score = min(score, 0.49)  # only an ok image scores above one half
     details = {
-        "num_pits": len(real_pits),
+        "num_pits": int(num_pits) + (verdict == "doubled_fovea" and len(deep_pits) < 2),
         "pit_depth": round(float(deepest), 4),
-        "pits": [{k: round(float(v), 4) for k, v in p.items()} for p in real_pits[:4]],
-        "fovea_x": round(float(deep_pits[0]["x"] if deep_pits else real_pits[0]["x"] if real_pits else np.nan), 4),
+        "central_thinning": round(float(central), 4),
+        "pits": [{k: round(float(v), 4) for k, v in p.items()} for p in (deep_pits + second)[:4]],
+        "fovea_x": round(float(deep_pits[0]["x"]) if deep_pits else 0.5 if central >= PIT_MIN_DEPTH else float("nan"), 4),
         "contrast": round(contrast, 3),
         "profile_corr": round(profile_corr, 4),
         "jump_fraction": round(jumps, 4),
@@ -234,6 +250,9 @@ def _iter_source(source: str, split: str | None = None):
     from pathlib import Path
 
     path = Path(source)
+    if not path.exists() and (path.is_absolute() or str(source).startswith(".") or str(source).count("/") != 1):
+        raise FileNotFoundError(f"{source} does not exist; give an OCT dataset folder, a Hub dataset id (org/name), "
+                                "an image or an image folder.")
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         yield path.name, path, None
         return
