@@ -401,7 +401,8 @@ def test_two_cpu_processes_keep_identical_weights_and_only_rank0_writes(tmp_path
         parts = Path(path).parts
         assert parts[0].startswith(".checkpoint-") and parts[0].endswith(".tmp"), path
         assert len(parts) == 1 or parts[1] in allowed, path
-    assert any(p.endswith("random_states_1.pkl") for p in rank1["writes"])
+    # (torch.save and safetensors write from C++/Rust, which Python's audit hooks do not see; the
+    # per-rank RNG files are checked on disk below.)
     names = {Path(p).name for p in rank0["writes"]}
     assert {"README.md", "step_0000004.png", "training_run.json", checkpoints.STATE_FILE} <= names
     hub_port = hub.endpoint.rsplit(":", 1)[1].strip("/")
