@@ -142,8 +142,8 @@ def summary_of(usefulness: dict, fidelity: dict, privacy: dict, anatomy: dict | 
     summary["fid_real_heldout"] = floor.get("fid")
     summary["kid_real_heldout"] = floor.get("kid")
     summary.update({k: privacy[k] for k in ("near_copies", "near_copy_rate", "n_synthetic")})
-    summary["anatomy_ok_rate"] = anatomy["synthetic"]["ok_rate"] if anatomy else None
-    summary["anatomy_ok_rate_real"] = anatomy["real_test"]["ok_rate"] if anatomy else None
+    summary["anatomy_ok_rate"] = anatomy["synthetic"]["overall"]["ok_fraction"] if anatomy else None
+    summary["anatomy_ok_rate_real"] = anatomy["real_test"]["overall"]["ok_fraction"] if anatomy else None
     return summary
 
 
@@ -229,8 +229,9 @@ def markdown_report(report: dict) -> str:
         out += ["Automatic plausibility check (`medicraft_hf.evaluation.anatomy.check_anatomy`).", "",
                 "| set | n | ok rate | " + " | ".join(verdicts) + " |", "|---|---|---|" + "---|" * len(verdicts)]  # fmt: skip
         for key in ("synthetic", "real_test"):
-            r = a[key]
-            out.append(f"| {key} | {r['n']} | {_fmt(r['ok_rate'])} | " + " | ".join(str(r["counts"][v]) for v in verdicts) + " |")
+            rows = [(key, a[key]["overall"])] + [(f"{key} / {label}", c) for label, c in a[key].get("per_label", {}).items()]
+            for name, r in rows:
+                out.append(f"| {name} | {r['n']} | {_fmt(r['ok_fraction'])} | " + " | ".join(str(r["counts"][v]) for v in verdicts) + " |")
     else:
         out.append("Not run.")
     out += ["", "## Summary", "", "```", summary_table(report), "```", ""]

@@ -6,10 +6,7 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
-
-import numpy as np
 
 from medicraft_hf.evaluation import inputs, report
 from medicraft_hf.evaluation.classifier import ClassifierSettings, embed_and_predict
@@ -22,11 +19,12 @@ DEFAULT_RESOLUTION = (64, 128)
 MIN_SEEDS = 3
 
 
-def anatomy_counts(dataset, check_anatomy, verdicts) -> dict:
-    """Verdict counts of the anatomy check over every image of `dataset` (stored size)."""
-    counts = Counter(check_anatomy(img).verdict for img in dataset["image"])
-    n = sum(counts.values())
-    return {"n": n, "counts": {v: counts.get(v, 0) for v in verdicts}, "ok_rate": counts.get("ok", 0) / n if n else None}
+def anatomy_results(dataset, class_names) -> list[dict]:
+    """The anatomy check on every image of `dataset`, at its stored size."""
+    from medicraft_hf.evaluation.anatomy import check_images
+
+    rows = dataset.select_columns(["image_id", "image", "label"])
+    return check_images((r["image_id"], r["image"], class_names[r["label"]]) for r in rows)
 
 
 def run_evaluation(
@@ -88,17 +86,13 @@ def run_evaluation(
 
     anatomy_report = None
     if anatomy:
-        try:
-            from medicraft_hf.evaluation.anatomy import ANATOMY_VERDICTS, check_anatomy
-        except ModuleNotFoundError as err:
-            log(f"anatomy check unavailable ({err}); report says 'not run'")
-        else:
-            log("anatomy check on synthetic and real test images")
-            anatomy_report = {
-                "verdicts": list(ANATOMY_VERDICTS),
-                "synthetic": anatomy_counts(synthetic_rows, check_anatomy, ANATOMY_VERDICTS),
-                "real_test": anatomy_counts(real_dd["test"], check_anatomy, ANATOMY_VERDICTS),
-            }
+        from medicraft_hf.evaluation.anatomy import ANATOMY_VERDICTS, summarize
+
+        log("anatomy check on synthetic and real test images")
+        per_image = {"synthetic": anatomy_results(synthetic_rows, class_names),
+                     "real_test": anatomy_results(real_dd["test"], class_names)}  # fmt: skip
+        write_json_atomic(out_dir / "anatomy.json", per_image)
+        anatomy_report = {"verdicts": list(ANATOMY_VERDICTS), **{k: summarize(v) for k, v in per_image.items()}}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     report.plot_confusion_matrices(usefulness, class_names, out_dir / report.PLOTS["confusion_matrices"])
