@@ -8,11 +8,9 @@ import json
 import datasets
 import pytest
 from datasets import DatasetDict
-from gradio_client import Client
 
 from medicraft_hf.cli import build_parser, main
 from medicraft_hf.commands.review import review_round
-from medicraft_hf.review.app import launch_review_app
 from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
 from medicraft_hf.data.phantom import phantom_bscan
 from medicraft_hf.review.session import ReviewRound, load_review_dataset
@@ -42,16 +40,13 @@ def test_medicraft_review_serves_a_saved_dataset(generated, tmp_path):
     folder, _ = generated
     args = build_parser().parse_args(["review", str(folder), "--ratings", str(tmp_path / "ratings"),
                                       "--num-images", "6", "--round", "r7"])
+    assert main(["review", str(folder), "--ratings", str(tmp_path / "r"), "--num-images", "0"]) == 2
     review = review_round(args)  # what `medicraft review` serves
     assert len(review) == 6 and review.round_name == "r7" and not review.blinded
-    blocks, _ = launch_review_app(review, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(blocks.local_url, verbose=False)
-        reviewer, _, image_id, shown_at, progress, *_ = client.predict("Jo", api_name="/start")
-        assert image_id.startswith("gen-") and "1 of 6" in progress
-        client.predict(reviewer, image_id, None, "", shown_at, api_name="/rate_no_fovea")
-    finally:
-        blocks.close()
+    position, item = review.next_item("r-jo")
+    assert item.image_id.startswith("gen-") and position == 0
+    review.record("r-jo", item.image_id, "no_fovea")
+    image_id = item.image_id
     [rating] = RatingsStore(tmp_path / "ratings").ratings()
     assert (rating["image_id"], rating["verdict"], rating["dataset"]) == (image_id, "no_fovea", "oct-synthetic")
     # The real anatomy check ran on the same image; its verdict and score sit beside the expert's.

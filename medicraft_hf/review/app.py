@@ -22,12 +22,14 @@ from medicraft_hf.review.session import ReviewRound
 from medicraft_hf.review.store import reviewer_pseudonym
 from medicraft_hf.review.verdicts import ORIGINS, VERDICT_LABELS, VERDICTS
 
-# Installed once per page: number keys click the verdict buttons, R/S pick the answer.
+# Installed once per page (from a hidden HTML component, so it also works when the review
+# is a tab of another app): number keys click the verdict buttons, R/S pick the answer.
+# Only buttons on screen react, so keys do nothing while another tab is shown.
 KEYBOARD_JS = """
-() => {
-  if (window.__medicraftReviewKeys) return;
+if (!window.__medicraftReviewKeys) {
   window.__medicraftReviewKeys = true;
   const verdicts = %s;
+  const onScreen = (el) => el && el.offsetParent !== null && !el.disabled;
   document.addEventListener("keydown", (event) => {
     const t = event.target;
     const typing = t && (t.isContentEditable || t.tagName === "TEXTAREA" ||
@@ -36,14 +38,12 @@ KEYBOARD_JS = """
     const index = "123456789".indexOf(event.key);
     if (index >= 0 && index < verdicts.length) {
       const button = document.getElementById("verdict-" + verdicts[index]);
-      if (button && !button.disabled) { event.preventDefault(); button.click(); }
+      if (onScreen(button)) { event.preventDefault(); button.click(); }
       return;
     }
     const origin = {r: "real", s: "synthetic"}[event.key.toLowerCase()];
-    if (origin) {
-      const radio = document.querySelector('#origin-guess input[value="' + origin + '"]');
-      if (radio) { event.preventDefault(); radio.click(); }
-    }
+    const radio = origin && document.querySelector('#origin-guess input[value="' + origin + '"]');
+    if (onScreen(radio)) { event.preventDefault(); radio.click(); }
   });
 }
 """ % json.dumps(list(VERDICTS))
@@ -76,16 +76,21 @@ def _screen(review: ReviewRound, reviewer: str):
     )
 
 
-def build_review_blocks(review: ReviewRound, title: str = "medicraft expert review", reviewer_name: str | None = None) -> gr.Blocks:
-    """The review app over one round, as a `gr.Blocks`.
+def build_review_blocks(review: ReviewRound, title: str = "medicraft expert review",
+                        reviewer_name: str | None = None) -> gr.Blocks:
+    """The review app over one round, as a standalone `gr.Blocks`."""
+    with gr.Blocks(title=title) as blocks:
+        review_tab(review, title=title, reviewer_name=reviewer_name)
+    return blocks
 
-    To mount it as a tab of another app, build it first, then render it inside the tab:
-    `review = build_review_blocks(round)` ... `with gr.Tab("Review"): review.render()`
-    (a Blocks built inside another's context is already rendered there, once).
 
+def review_tab(review: ReviewRound, title: str = "medicraft expert review", reviewer_name: str | None = None) -> None:
+    """Build the review components and events in the current Blocks context.
+
+    Call it inside `with gr.Tab("Expert review"):` to make the review a tab of another app
+    (e.g. `space/app.py`'s `build_demo(extra_tabs={"Expert review": lambda: review_tab(round)})`).
     `reviewer_name` pre-fills the name box (the reviewer still presses Start).
     """
-
     def start(name):
         try:
             reviewer = reviewer_pseudonym(name)
@@ -112,48 +117,46 @@ def build_review_blocks(review: ReviewRound, title: str = "medicraft expert revi
         rate.__name__ = f"rate_{verdict}"
         return rate
 
-    with gr.Blocks(title=title) as blocks:
-        gr.Markdown(
-            f"# {title}\nRound **{review.round_name}**, {len(review)} images"
-            + (", **blinded**: real and synthetic scans are mixed." if review.blinded else ".")
-            + " Only a pseudonym of your name is stored."
-        )
-        with gr.Row():
-            name = gr.Textbox(value=reviewer_name, label="Reviewer name", placeholder="a nickname", elem_id="reviewer-name", scale=3)
-            start_button = gr.Button("Start / resume", variant="primary", elem_id="start", scale=1)
-        reviewer = gr.Textbox(visible=False, elem_id="reviewer-id")
-        image_id = gr.Textbox(visible=False, elem_id="image-id")
-        shown_at = gr.Number(visible=False)
-        progress = gr.Markdown(elem_id="progress")
-        image = gr.Image(
-            type="pil", image_mode="L", interactive=False, show_label=False, height=520, elem_id="scan",
-            buttons=[],
-        )
-        guess = gr.Radio(list(ORIGINS), label="Real or synthetic?", visible=review.blinded, elem_id="origin-guess")
-        with gr.Row():
-            verdict_buttons = [
-                gr.Button(f"{i + 1}  {VERDICT_LABELS[v]}", elem_id=f"verdict-{v}",
-                          variant="primary" if v == "correct" else "secondary")
-                for i, v in enumerate(VERDICTS)
-            ]
-        comment = gr.Textbox(label="Comment (required for Other)", lines=1, elem_id="comment")
-        status = gr.Markdown(elem_id="status")
+    gr.Markdown(
+        f"# {title}\nRound **{review.round_name}**, {len(review)} images"
+        + (", **blinded**: real and synthetic scans are mixed." if review.blinded else ".")
+        + " Only a pseudonym of your name is stored."
+    )
+    with gr.Row():
+        name = gr.Textbox(value=reviewer_name, label="Reviewer name", placeholder="a nickname", elem_id="reviewer-name", scale=3)
+        start_button = gr.Button("Start / resume", variant="primary", elem_id="start", scale=1)
+    reviewer = gr.Textbox(visible=False, elem_id="reviewer-id")
+    image_id = gr.Textbox(visible=False, elem_id="image-id")
+    shown_at = gr.Number(visible=False)
+    progress = gr.Markdown(elem_id="progress")
+    image = gr.Image(
+        type="pil", image_mode="L", interactive=False, show_label=False, height=520, elem_id="scan",
+        buttons=[],
+    )
+    guess = gr.Radio(list(ORIGINS), label="Real or synthetic?", visible=review.blinded, elem_id="origin-guess")
+    with gr.Row():
+        verdict_buttons = [
+            gr.Button(f"{i + 1}  {VERDICT_LABELS[v]}", elem_id=f"verdict-{v}",
+                      variant="primary" if v == "correct" else "secondary")
+            for i, v in enumerate(VERDICTS)
+        ]
+    comment = gr.Textbox(label="Comment (required for Other)", lines=1, elem_id="comment")
+    status = gr.Markdown(elem_id="status")
 
-        screen = [image, image_id, shown_at, progress, status, guess, comment]
-        start_button.click(start, inputs=name, outputs=[reviewer, *screen], api_name="start").then(
-            None, js=BLUR_JS
+    screen = [image, image_id, shown_at, progress, status, guess, comment]
+    start_button.click(start, inputs=name, outputs=[reviewer, *screen], api_name="start").then(
+        None, js=BLUR_JS
+    )
+    name.submit(start, inputs=name, outputs=[reviewer, *screen], api_visibility="private")
+    for verdict, button in zip(VERDICTS, verdict_buttons):
+        button.click(
+            rate_as(verdict),
+            inputs=[reviewer, image_id, guess, comment, shown_at],
+            outputs=screen,
+            api_name=f"rate_{verdict}",
+            trigger_mode="once",
         )
-        name.submit(start, inputs=name, outputs=[reviewer, *screen], api_visibility="private")
-        for verdict, button in zip(VERDICTS, verdict_buttons):
-            button.click(
-                rate_as(verdict),
-                inputs=[reviewer, image_id, guess, comment, shown_at],
-                outputs=screen,
-                api_name=f"rate_{verdict}",
-                trigger_mode="once",
-            )
-        blocks.load(None, js=KEYBOARD_JS)
-    return blocks
+    gr.HTML("", js_on_load=KEYBOARD_JS, container=False, padding=False, elem_id="review-keys")
 
 
 def launch_review_app(review: ReviewRound, *, host: str = "127.0.0.1", port: int | None = None,
