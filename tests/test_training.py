@@ -28,6 +28,7 @@ from medicraft_hf.training.data import EpochSampler, select_training_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "training" / "train_ddpm.py"
+CONFIGS = ROOT / "training" / "accelerate_configs"
 H, W = 32, 64
 
 
@@ -146,6 +147,17 @@ def test_model_card_says_what_the_model_is_and_is_not():
         assert needle in text, needle
     assert card.data.library_name == "diffusers" and card.data.datasets == ["medicraft-test/oct-phantom"]
     assert "research" in text.lower() and "education" in text.lower()
+
+
+def test_shipped_accelerate_configs_load():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = {p.stem: load_config_from_file(str(p)) for p in CONFIGS.glob("*.yaml")}
+    assert set(configs) == {"single_gpu", "multi_gpu", "multi_node", "cpu_2proc"}
+    assert configs["single_gpu"].distributed_type == "NO" and configs["single_gpu"].num_processes == 1
+    assert configs["multi_gpu"].distributed_type == "MULTI_GPU" and configs["multi_gpu"].num_machines == 1
+    assert configs["multi_node"].num_machines == 2 and configs["multi_node"].main_process_port == 29500
+    assert configs["cpu_2proc"].num_processes == 2 and configs["cpu_2proc"].mixed_precision == "no"
 
 
 # ------------------------------------------------------------------ bad input, in-process, before step 1
@@ -380,9 +392,10 @@ def test_two_cpu_processes_keep_identical_weights_and_only_rank0_writes(tmp_path
     repo_id = hub.repo_id("oct-ddpm-2proc")
     argv = base_args(dataset_dir, out, max_train_steps=4, checkpointing_steps=2, validation_steps=4,
                      gradient_accumulation_steps=1, use_ema=True, push_to_hub=True, hub_model_id=repo_id)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(audit), str(out),
-           str(log), str(SCRIPT), *argv]
+    # The shipped config = `--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no
+    # --dynamo_backend no` with ACCELERATE_USE_CPU=1 (gloo).
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "cpu_2proc.yaml"),
+           str(audit), str(out), str(log), str(SCRIPT), *argv]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**env(), "ACCELERATE_USE_CPU": "1"},
                             cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
