@@ -308,7 +308,7 @@ def render_bscan(
         else:  # nevus: flat or slightly elevated plateau
             plateau = _smooth_disc(dist, patient.lesion_radius_mm, 0.5)
             elevation = patient.lesion_height_um * plateau
-            mass_depth = patient.lesion_depth_um * plateau
+            mass_depth = patient.lesion_depth_um * np.sqrt(plateau)  # rounded posterior border
         if patient.fluid_um > 0:
             fr = patient.fluid_r_mm
             fdist = np.hypot(fx - patient.fovea_offset_mm[0] - fr * np.cos(lt), fy - patient.fovea_offset_mm[1] - fr * np.sin(lt))
@@ -366,17 +366,18 @@ def render_bscan(
     below = np.where(d_um > patient.choroid_um + 0.3 * mass_depth[None], 0.36, below)
     below = below * np.exp(-np.maximum(d_um, 0) / 260.0)
     if lesion is not None:
-        in_mass = (d_um > 0) & (d_um < (elevation + mass_depth)[None])
+        # Soft posterior border (~25 um), fading into the choroid rather than cut out of it.
+        in_mass = np.clip(((elevation + mass_depth)[None] - d_um) / 25.0, 0, 1) * (d_um > 0)
         if patient.label == "melanoma":
             # Dense, highly reflective top with shadowing: signal dies within ~150 um.
             mass = 0.8 * np.exp(-np.maximum(d_um, 0) / 110.0) + 0.04 * gaussian_filter(rng.standard_normal((H, W)), 1.5)
             shadow = np.exp(-np.maximum(d_um - (elevation)[None] * 0.4, 0) / 90.0)
             shade = np.clip(mass_depth / max(patient.lesion_depth_um, 1) * 1.6, 0, 1)[None]
-            below = np.where(in_mass, mass, below * (1 - shade * (1 - shadow)))
+            below = in_mass * mass + (1 - in_mass) * below * (1 - shade * (1 - shadow))
         else:
             mass = 0.76 * np.exp(-np.maximum(d_um, 0) / 280.0) + 0.02 * gaussian_filter(rng.standard_normal((H, W)), 1)
-            shade = (mass_depth > 1)[None]
-            below = np.where(in_mass, mass, np.where(shade & (d_um > 0), below * 0.65, below))
+            shade = np.clip(mass_depth / max(patient.lesion_depth_um, 1), 0, 1)[None] * (d_um > 0)
+            below = in_mass * mass + (1 - in_mass) * below * (1 - 0.35 * shade)  # mild shadowing
     img = img * (1 - below_bm) + below * below_bm
 
     # Subretinal material: shaggy photoreceptor debris at the fluid roof, lipofuscin dots.
