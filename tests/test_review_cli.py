@@ -9,6 +9,7 @@ import datasets
 import pytest
 from datasets import DatasetDict
 
+from medicraft_hf.cards.model_card import model_card
 from medicraft_hf.cli import build_parser, main
 from medicraft_hf.commands.review import review_round
 from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
@@ -62,8 +63,13 @@ def test_review_report_calibrates_on_experts_and_pushes_private(generated, tmp_p
             review.record(reviewer, image_id, truth[image_id])
     repo_id = hub.repo_id("oct-ratings")
     out = tmp_path / "report"
+    model_dir = tmp_path / "pipeline"  # the model card as training writes it, review pending
+    model_dir.mkdir()
+    model_card(class_names=["healthy", "nevus"], resolution=(64, 128), train_steps=10,
+               dataset_name="oct-phantom").save(model_dir / "README.md")
+    assert "Pending: run `medicraft review`" in (model_dir / "README.md").read_text()
     assert main(["review-report", "--ratings", str(ratings_dir), "--out", str(out), "--calibrate",
-                 "--push-ratings", repo_id]) == 0
+                 "--push-ratings", repo_id, "--update-card", str(model_dir)]) == 0
     assert "20 ratings of 10 images by 2 reviewer(s)" in capsys.readouterr().out
 
     report = json.loads((out / "report.json").read_text())
@@ -73,6 +79,9 @@ def test_review_report_calibrates_on_experts_and_pushes_private(generated, tmp_p
     assert cal["sensitivity"] == 1.0 and cal["specificity"] == 1.0 and 0 < cal["threshold"] < 1
     assert report["inter_reviewer"]["pairwise"][0]["kappa"] == 1.0
     assert "round-1" in (out / "card_section.md").read_text()
+    card = (model_dir / "README.md").read_text()
+    assert "Pending: run `medicraft review`" not in card and "**20%** of 20 generated scans" in card
+    assert "`local/oct@abc123`" in card and "2 pseudonymous reviewer(s)" in card
 
     assert hub.repo_is_private(repo_id, "dataset")
     pushed = load_ratings(repo_id)

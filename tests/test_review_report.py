@@ -7,12 +7,8 @@ import json
 import pytest
 from PIL import Image
 
-from medicraft_hf.review.calibrate import (
-    calibrate_threshold,
-    load_calibration,
-    review_card_section,
-    write_calibration,
-)
+from medicraft_hf.review.calibrate import calibrate_threshold, load_calibration, write_calibration
+from medicraft_hf.review.card import review_card_section, update_card_section
 from medicraft_hf.review.report import cohen_kappa, fleiss_kappa, review_report, wilson_interval
 from medicraft_hf.review.store import RatingsStore, make_rating, merge_ratings
 
@@ -131,10 +127,27 @@ def test_report_numbers(ratings, tmp_path):
 
 
 def test_card_section_quotes_the_latest_round(ratings, tmp_path):
-    section = review_card_section(review_report(ratings, tmp_path))
+    section = review_card_section(review_report(ratings, tmp_path / "report"))
     assert "r2" in section and "2026-02-01" in section and "**75%** of 4 generated scans" in section
     assert "2 pseudonymous reviewer(s)" in section and "`m@v2`" in section and "50%" in section
     assert "No expert review" in review_card_section({})
+
+    # The model card's pending section is replaced in place; the sections around it stay.
+    readme = tmp_path / "README.md"
+    readme.write_text("---\nlicense: mit\n---\n# Model\n\n## Expert review\n\nPending: run `medicraft review`.\n\n"
+                      "## Citation\n\nsome text\n")
+    update_card_section(tmp_path, section)
+    text = readme.read_text()
+    assert "Pending" not in text and text.count("## Expert review") == 1 and "**75%**" in text
+    assert text.index("**75%**") < text.index("## Citation") and text.endswith("some text\n")
+    update_card_section(readme, "round two")  # a later round replaces it again
+    assert "**75%**" not in readme.read_text() and "round two" in readme.read_text()
+    # A card without the section (a dataset card) gets it appended.
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "README.md").write_text("# Data\n")
+    assert update_card_section(tmp_path / "ds", section).read_text().startswith("# Data\n\n## Expert review\n")
+    with pytest.raises(FileNotFoundError, match="README.md"):
+        update_card_section(tmp_path / "missing", section)
 
 
 def test_calibration_rejects_bad_input(tmp_path):

@@ -1,4 +1,4 @@
-"""Calibrate the automatic anatomy check on expert verdicts, and quote a round in the cards.
+"""Calibrate the automatic anatomy check on expert verdicts.
 
 The anatomy check gives each scan a plausibility score in [0, 1]; generation keeps a scan
 when `score >= threshold`. The threshold chosen here is the cut that best separates what
@@ -103,34 +103,3 @@ def load_calibration(path: str | os.PathLike) -> dict:
     if not 0.0 <= threshold <= 1.0 + 1e-6:
         raise ValueError(f"{path}: threshold {threshold} is outside the anatomy score range [0, 1].")
     return calibration
-
-
-def review_card_section(report: dict) -> str:
-    """Markdown that model and dataset cards quote: the latest review round in one paragraph."""
-    latest = report.get("latest_round")
-    if not latest:
-        return "## Expert review\n\nNo expert review round has been recorded yet.\n"
-    rate = latest.get("correct_rate")
-    rate_text = (
-        f"**{rate:.0%}** of {latest['n_rated_synthetic']} generated scans anatomically correct "
-        f"(95% CI {latest['correct_ci'][0]:.0%}-{latest['correct_ci'][1]:.0%})"
-        if rate is not None
-        else "no generated scans rated"
-    )
-    lines = [
-        "## Expert review",
-        "",
-        f"Latest round **{latest['round']}** ({latest['date']}): {rate_text}, judged by "
-        f"{latest['reviewers']} pseudonymous reviewer(s); model version(s): "
-        + ", ".join(f"`{v}`" for v in latest["model_versions"]) + ".",
-    ]
-    turing = latest.get("turing_accuracy")
-    if turing is not None:
-        lines.append(f"Blinded real-vs-synthetic accuracy: {turing:.0%} (50% = indistinguishable).")
-    agreement = report.get("auto_agreement") or {}
-    if agreement.get("kappa_correct") is not None:
-        lines.append(f"Agreement of the automatic anatomy check with the experts (correct vs not): "
-                     f"Cohen's kappa {agreement['kappa_correct']:.2f}.")
-    if report.get("calibration"):
-        lines.append(f"Anatomy-check threshold calibrated on these ratings: {report['calibration']['threshold']:.3f}.")
-    return "\n".join(lines) + "\n"

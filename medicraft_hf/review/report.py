@@ -220,7 +220,8 @@ def compute_report(ratings) -> dict:
 
 def review_report(ratings, out_dir: str | os.PathLike, *, calibrate: bool = False) -> dict:
     """Compute the report and write report.json, report.md and PNG plots into out_dir."""
-    from medicraft_hf.review.calibrate import calibrate_from_ratings, review_card_section, write_calibration
+    from medicraft_hf.review.calibrate import calibrate_from_ratings, write_calibration
+    from medicraft_hf.review.card import review_card_section
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +256,9 @@ def report_markdown(report: dict) -> str:
         f"{report['n_ratings']} ratings of {report['n_images']} images by {len(report['reviewers'])} "
         f"pseudonymous reviewer(s); rounds: {', '.join(report['rounds'])}.",
         "",
-        report["card_section"].replace("## Expert review", "## Summary"),
+        "## Summary",
+        "",
+        report["card_section"],
         "## Anatomical correctness (95% Wilson CI)",
         "",
         "| model version | class | rated | correct | rate [95% CI] |",
