@@ -306,7 +306,7 @@ def render_bscan(
             elevation = patient.lesion_height_um * _dome(dist, patient.lesion_radius_mm)
             mass_depth = patient.lesion_depth_um * _dome(dist, patient.lesion_radius_mm * 1.05) ** 0.5
         else:  # nevus: flat or slightly elevated plateau
-            plateau = _smooth_disc(dist, patient.lesion_radius_mm, 0.5)
+            plateau = _smooth_disc(dist, patient.lesion_radius_mm, 0.9)  # tapering margins
             elevation = patient.lesion_height_um * plateau
             mass_depth = patient.lesion_depth_um * np.sqrt(plateau)  # rounded posterior border
         if patient.fluid_um > 0:
@@ -318,6 +318,8 @@ def render_bscan(
         for dx, dy, dr, dh in patient.drusen:
             d = np.hypot(fx - patient.fovea_offset_mm[0] - dx, fy - patient.fovea_offset_mm[1] - dy)
             th["drusen"] = np.maximum(th["drusen"], dh * _dome(d, dr))
+        # Drusen lift the RPE; the ONL above them thins, so the inner retina stays nearly flat.
+        th["onl"] = np.maximum(th["onl"] - 0.8 * th["drusen"], 0.35 * th["onl"])
         in_lesion = mass_depth > 1.0
         lesion = {
             "type": patient.label,
