@@ -63,6 +63,7 @@ def main() -> None:
     build_total = time.perf_counter() - start
     n = len(dataset)
     build_only = build_total - rows.seconds
+    rss_build = peak_rss_mib()
 
     start = time.perf_counter()
     dsdict = split_by_patient(dataset, seed=0)
@@ -70,6 +71,7 @@ def main() -> None:
     start = time.perf_counter()
     save_dataset_dict(dsdict, work)
     save_s = time.perf_counter() - start
+    rss_save = peak_rss_mib()
     start = time.perf_counter()
     back = load_oct_dataset(work)
     load_s = time.perf_counter() - start
@@ -82,7 +84,9 @@ def main() -> None:
     print(f"split by patient: {split_s:.2f} s; save parquet + card: {save_s:.1f} s; load + checks: {load_s:.1f} s")
     print(f"end to end build (render + build + split + save): {build_total + split_s + save_s:.1f} s "
           f"= {n / (build_total + split_s + save_s):.1f} images/s")
-    print(f"parquet on disk: {parquet_mib:.1f} MiB; peak RSS: {peak_rss_mib():.0f} MiB")
+    print(f"parquet on disk: {parquet_mib:.1f} MiB; peak RSS after build: {rss_build:.0f} MiB, "
+          f"after split + save: {rss_save:.0f} MiB, after load: {peak_rss_mib():.0f} MiB "
+          "(RSS counts the memory-mapped Arrow pages read)")
     if not args.out:
         shutil.rmtree(work.parent, ignore_errors=True)
 
