@@ -7,6 +7,7 @@ import json
 
 import datasets
 import pytest
+from sklearn.metrics import cohen_kappa_score
 from datasets import DatasetDict
 
 from medicraft_hf.cards.model_card import model_card
@@ -73,10 +74,26 @@ def test_review_report_calibrates_on_experts_and_pushes_private(generated, tmp_p
     assert "20 ratings of 10 images by 2 reviewer(s)" in capsys.readouterr().out
 
     report = json.loads((out / "report.json").read_text())
-    # The phantom's defects are what the check was built for: it must separate them exactly.
-    assert report["auto_agreement"]["kappa_correct"] == 1.0
+    stored = RatingsStore(ratings_dir).ratings()
+    assert all(r["auto_verdict"] is not None for r in stored)  # the real check ran on every image
+    # Agreement with the real anatomy check, cross-checked against scikit-learn's kappa.
+    expert_ok = [r["verdict"] == "correct" for r in stored]
+    auto_ok = [r["auto_verdict"] == "correct" for r in stored]
+    assert report["auto_agreement"]["kappa_correct"] == pytest.approx(cohen_kappa_score(expert_ok, auto_ok))
+    assert report["auto_agreement"]["kappa"] == pytest.approx(
+        cohen_kappa_score([r["verdict"] for r in stored], [r["auto_verdict"] for r in stored]))
+    # The calibrated threshold's numbers recount from the ratings, and no cut does better.
     cal = json.loads((out / "calibration.json").read_text())
-    assert cal["sensitivity"] == 1.0 and cal["specificity"] == 1.0 and 0 < cal["threshold"] < 1
+    scores = [r["auto_score"] for r in stored]
+
+    def balanced_accuracy(t):
+        kept = [s >= t for s in scores]
+        return (sum(k and e for k, e in zip(kept, expert_ok)) / sum(expert_ok)
+                + sum(not k and not e for k, e in zip(kept, expert_ok)) / (len(stored) - sum(expert_ok))) / 2
+
+    assert cal["balanced_accuracy"] == pytest.approx(balanced_accuracy(cal["threshold"]))
+    assert all(balanced_accuracy(t) <= cal["balanced_accuracy"] + 1e-9 for t in sorted(set(scores)) + [0.5])
+    assert cal["balanced_accuracy"] > 0.75  # the phantom's failures are mostly what the check was built for
     assert report["inter_reviewer"]["pairwise"][0]["kappa"] == 1.0
     assert "round-1" in (out / "card_section.md").read_text()
     card = (model_dir / "README.md").read_text()
