@@ -59,8 +59,12 @@ Reproduce: `python benchmarks/validate_anatomy.py` (about {sum(r['seconds'] for 
 - The pit depth is the thinning of the retina (ILM to RPE) against its typical thickness;
   subretinal fluid under the foveal centre thickens the retina there and can make a
   normal pit look hypoplastic (the phantom keeps fluid off the foveal centre).
-- A shallow pit only counts within the central 24% of the width (radial scans are centred
-  on the fovea); a deep one counts anywhere, so a doubled fovea may sit off-centre.
+- Radial scans are centred on the fovea, so a shallow (hypoplastic) pit is measured as the
+  thinning of the central 16% of the width against the ring around it; a deep pit counts
+  anywhere, so a doubled or displaced fovea is still found. Images of another protocol
+  (fovea off-centre) need a deep pit to pass.
+- Hypoplastic and absent foveae form a continuum; most errors on the broken phantoms are
+  between these two verdicts (the phantom's flat fovea keeps 25-40% of the normal pit).
 """
     out = Path(args.out)
     write_text_atomic(out / "anatomy_validation.md", text)
