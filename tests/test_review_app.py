@@ -130,12 +130,15 @@ def test_restart_resumes_where_the_reviewer_left_off(tmp_path):
 
 def test_blinded_round_asks_real_or_synthetic(tmp_path):
     # (The browser test drives a blinded round through the page; here the rules.)
-    review = ReviewRound(review_dataset(4), tmp_path, real=review_dataset(10, source="real", prefix="real"),
+    review = ReviewRound(review_dataset(4), tmp_path, real=review_dataset(10, source="real", prefix="real", size=(64, 128)),
                          round_name="turing", anatomy_check=None)
     assert review.blinded and len(review) == 8  # as many real scans as synthetic ones
     sources = [review.items[i].ref["source"] for i in review.order("r-x")]
     assert sorted(sources) == ["real"] * 4 + ["synthetic"] * 4
     assert review.order("r-x") != review.order("r-y") and review.order("r-x") == review.order("r-x")
+    # Real scans are shown at the generated scans' size: resolution must not give the origin away.
+    real_item = next(item for item in review.items.values() if item.ref["source"] == "real")
+    assert review.parts[1][real_item.row]["image"].size == (128, 64) and review.image(real_item).size == (64, 32)
     _, item = review.next_item("r-x")
     with pytest.raises(ValueError, match="real or synthetic"):
         review.record("Gina", item.image_id, "correct")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from datasets import Dataset
+from PIL import Image
 
 from medicraft_hf.review.store import RatingsStore, make_rating, rating_id, reviewer_pseudonym
 from medicraft_hf.schema import class_names_of
@@ -100,6 +101,8 @@ class ReviewRound:
             items += real_items[: len(items)]
         if not items:
             raise ValueError(f"Nothing to review: {dataset_name!r} has no rows.")
+        # (width, height) of the rated scans; real scans mixed in are shown at this size.
+        self.display_size = dataset[0]["image"].size
         self.items = {}
         for item in items:
             if item.image_id in self.items:
@@ -134,7 +137,15 @@ class ReviewRound:
         return sum(self._rated(reviewer, i) for i in self._ids), len(self._ids)
 
     def image(self, item: ReviewItem):
-        return self.parts[item.part][item.row]["image"]
+        """The scan as the reviewer sees it.
+
+        In a blinded round real scans are shown at the generated scans' size: a sharper or
+        differently sized image would give its origin away.
+        """
+        image = self.parts[item.part][item.row]["image"]
+        if item.part == 1 and image.size != self.display_size:
+            image = image.resize(self.display_size, Image.LANCZOS)
+        return image
 
     def record(
         self,

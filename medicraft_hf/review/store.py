@@ -152,6 +152,11 @@ class RatingsStore:
                 os.link(tmp, final)  # atomic, and fails if the rating exists
             except FileExistsError:
                 return self._read(final), False
+            except OSError as err:
+                raise OSError(
+                    f"Cannot store rating in {self.directory}: this filesystem refuses hard links ({err}); "
+                    "put the ratings folder on a local disk."
+                ) from err
             _fsync_dir(final.parent)
             return rating, True
         finally:
