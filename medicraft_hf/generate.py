@@ -553,6 +553,17 @@ def _select(store: ShardStore, counts_by_id: dict[int, int], num_classes: int):
     return sorted(keep), candidates, rejected, verdicts
 
 
+def _use_cpu() -> bool:
+    """CPU processes: asked for, or launched as several processes on a machine without CUDA.
+
+    (`PartialState()` alone sees no distributed setup there and every rank would act as main.)
+    """
+    from accelerate.utils import parse_flag_from_env
+
+    launched = int(os.environ.get("LOCAL_RANK", -1)) != -1
+    return parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not torch.cuda.is_available())
+
+
 def generate_dataset(
     out_dir: str | os.PathLike,
     counts: Mapping | None = None,
@@ -590,7 +601,7 @@ def generate_dataset(
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
-    state = PartialState()
+    state = PartialState(cpu=_use_cpu())
     out_dir = Path(out_dir)
     work_dir = out_dir.with_name(out_dir.name + WORK_SUFFIX)
     if pipe is None:
