@@ -225,12 +225,13 @@ def _choroid_texture(rng: np.random.Generator, depth_px: int, width: int, px_um:
     return tex
 
 
-def _speckle(rng: np.random.Generator, shape: tuple[int, int], looks: float, grain_px: tuple[float, float], sigma: float) -> np.ndarray:
-    """Multiplicative speckle: Gamma intensity, grains elongated laterally by a blur.
+def _speckle(rng: np.random.Generator, shape: tuple[int, int], grain_px: tuple[float, float], sigma: float) -> np.ndarray:
+    """Log of multiplicative speckle, standard deviation `sigma` (natural log units).
 
-    Returned as log-speckle with standard deviation `sigma` (natural log units).
+    Fully developed speckle has exponential intensity (Rayleigh amplitude); a lateral
+    blur elongates the grains. The caller scales `sigma` down for averaged looks.
     """
-    s = np.log(gaussian_filter(rng.gamma(looks, 1.0 / looks, size=shape), grain_px) + 1e-3)
+    s = np.log(gaussian_filter(rng.standard_exponential(size=shape, dtype=np.float32), grain_px) + 1e-3)
     return (s - s.mean()) / (s.std() + 1e-9) * sigma
 
 
@@ -359,7 +360,7 @@ def render_bscan(
     img = np.einsum("hwk,kw->hw", occ, refl) + _VITREOUS * (1 - cover[:, :, 0])
 
     # Choroid and lesion mass below Bruch's membrane, flattened to the original BM.
-    depth_px = int(np.ceil(H + (elevation.max() + patient.lesion_depth_um) / um_y)) + 2
+    depth_px = int(np.ceil(H - bm.min())) + 2  # deepest row of the frame below the membrane
     tex = _choroid_texture(rng, depth_px, W, (um_y, mm_x * 1000))
     d_um = (np.arange(H)[:, None] + 0.5 - bm[None]) * um_y  # depth below the (raised) BM
     d_idx = np.clip(np.round(d_um / um_y).astype(int), 0, depth_px - 1)
@@ -416,8 +417,8 @@ def render_bscan(
     grain = (max(0.35, 0.6 * H / 256), max(0.5, 1.5 * W / 512))  # grains elongated laterally
     looks = max(1.0, (256 * 512) / (H * W) / 3.0)  # smaller frames average more speckle
     sigma = 0.8 * patient.noise / np.sqrt(looks) * (3.0 if defect == "heavy_noise" else 1.0)
-    lin = np.exp(D * img * patient.contrast + _speckle(rng, (H, W), 1.0, grain, sigma))
-    lin = lin + np.exp(D * 0.08 + _speckle(rng, (H, W), 1.0, grain, 0.5 * sigma))  # noise floor
+    lin = np.exp(D * img * patient.contrast + _speckle(rng, (H, W), grain, sigma))
+    lin = lin + np.exp(D * 0.08 + _speckle(rng, (H, W), grain, 0.5 * sigma))  # noise floor
     out = np.log(lin) / D
     out = (out - 0.08) / 0.95 * patient.brightness
     if defect == "heavy_noise":
