@@ -320,7 +320,7 @@ def main(argv=None):
     progress = tqdm(total=max_train_steps, initial=global_step, desc="train", unit="step",
                     disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     model.train()
-    images_seen, t_start = 0, time.perf_counter()
+    images_seen, speed, t_start = 0, 0.0, time.perf_counter()
     for epoch in range(first_epoch, num_epochs):
         if global_step >= max_train_steps:
             break
@@ -379,6 +379,7 @@ def main(argv=None):
                           commit_message=f"train_ddpm.py: pipeline after {global_step} steps")
     accelerator.end_training()
     log(f"Done: {global_step} steps; pipeline saved in {output_dir}.")
+    return {"global_step": global_step, "images_per_second": speed if images_seen else 0.0}
 
 
 def weights_digest(state_dict) -> str:
@@ -405,7 +406,7 @@ def latest_grid(output_dir: Path) -> str | None:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        main()
     except (ValueError, FileNotFoundError) as err:
         if os.environ.get("MEDICRAFT_DEBUG"):
             raise
