@@ -136,21 +136,24 @@ def _chunked_dataset(converter: _RowConverter, rows: Iterable[Mapping], work_dir
     chunks: list[Dataset] = []
     rows = enumerate(rows)
     for number in itertools.count():
-        batch = list(itertools.islice(rows, chunk_size))
-        if not batch:
+        batch = itertools.islice(rows, chunk_size)  # lazy: vendor rows hold whole B-scans
+        first = next(batch, None)
+        if first is None:
             break
+        batch = itertools.chain([first], batch)
         chunk_dir, state_file = work_dir / f"chunk-{number:05d}", work_dir / f"chunk-{number:05d}.json"
-        if state_file.is_file():  # finished earlier: listing the rows again re-added loader problems; restore instead
+        if state_file.is_file():  # finished by an earlier run
             state = json.loads(state_file.read_text())
-            if state["first_row"] != _row_key(*batch[0]):
+            if state["first_row"] != _row_key(*first):
                 raise ValueError(f"The input changed since the partial build in {work_dir}; delete it to start over.")
+            for _ in batch:  # skip the rows; listing them re-added loader problems, which restore() resets
+                pass
             converter.restore(state)
-            chunks.append(load_from_disk(str(chunk_dir)))
-            continue
-        chunk = converter.dataset(batch)
-        with atomic_path(chunk_dir) as tmp:
-            chunk.save_to_disk(str(tmp))
-        write_json_atomic(state_file, {**converter.state(), "first_row": _row_key(*batch[0])})
+        else:
+            chunk = converter.dataset(batch)
+            with atomic_path(chunk_dir) as tmp:
+                chunk.save_to_disk(str(tmp))
+            write_json_atomic(state_file, {**converter.state(), "first_row": _row_key(*first)})
         chunks.append(load_from_disk(str(chunk_dir)))
     if not chunks:
         return Dataset.from_dict({name: [] for name in converter.features}, features=converter.features)
