@@ -428,6 +428,7 @@ def render_bscan(
     # Ground truth, with surfaces as polylines over evenly spaced columns.
     xs = np.linspace(0, W - 1, SURFACE_POINTS).round().astype(int)
     rpe_mid = bm - th["drusen"] / um_y - 0.5 * th["rpe"] / um_y
+    thickness = rpe_mid - ilm - th["fluid"] / um_y  # the neurosensory retina, fluid excluded
     centres = [int(np.clip(round((c - s[0]) / mm_x), 0, W - 1)) for c in fovea_centres_mm]
     gt = {
         "size": [H, W],
@@ -439,8 +440,9 @@ def render_bscan(
         "fovea_x": centres[0] if len(centres) == 1 else None,
         "fovea_xs": centres,
         "fovea_y": [round(float(ilm[c]), 1) for c in centres],
-        # Pit depth: ILM at the centre below the rim (the ILM's highest point within 1.5 mm).
-        "fovea_depth_px": [round(float(ilm[c] - ilm[np.abs(s - s[c]) < 1.5].min()), 1) for c in centres],
+        # Pit depth: how much thinner the retina (ILM to RPE) is at the centre than at its
+        # thickest within 1.5 mm; unlike the ILM's height it is not changed by a lesion below.
+        "fovea_depth_px": [round(float(thickness[np.abs(s - s[c]) < 1.5].max() - thickness[c]), 1) for c in centres],
         "surface_x": xs.tolist(),
         "ilm_y": np.round(ilm[xs], 1).tolist(),
         "rpe_y": np.round(rpe_mid[xs], 1).tolist(),
