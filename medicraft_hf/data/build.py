@@ -69,9 +69,13 @@ class _RowConverter:
             raise ValueError(f"{origin}: columns {sorted(unknown)} are not in the OCT schema {list(self.features)}")
         try:
             _check_values(row)
+        except ValueError as err:
+            self.problems.add(origin, str(err), "fix the value in the input")
+            return None
+        try:
             row["label"] = _label_id(row.get("label"), self.class_names)
         except ValueError as err:
-            self.problems.add(origin, str(err), "fix the value (labels: use --classes to declare the vocabulary)")
+            self.problems.add(origin, str(err), "fix the label, or declare the class with --classes")
             return None
         try:
             pil = load_image(image, origin)
