@@ -25,10 +25,11 @@ import gradio as gr
 
 from medicraft_hf.data.build import rows_to_dataset
 from medicraft_hf.evaluation.anatomy import check_anatomy
-from medicraft_hf.generate import generate_images
+from medicraft_hf.generate import generate_images, model_revision_of
 from medicraft_hf.io import atomic_path, write_bytes_atomic
 from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS, load_pipeline, make_scheduler, model_id_of
 from medicraft_hf.pipeline import OCTDiffusionPipeline
+from medicraft_hf.schema import oct_features
 
 # Bounded work per request: at most MAX_IMAGES images of at most MAX_STEPS denoising
 # steps (x2 UNet calls with guidance), one request at a time (QUEUE_CONCURRENCY), and at
@@ -120,7 +121,8 @@ def write_downloads(rows: list[dict], class_names: list[str], folder: Path) -> t
     write_bytes_atomic(zip_path, archive.getvalue())
 
     # The parquet keeps exactly the schema's columns; the anatomy check lives in the zip's csv.
-    schema_rows = [{k: v for k, v in row.items() if not k.startswith("anatomy_")} for row in rows]
+    columns = oct_features(class_names)
+    schema_rows = [{k: row[k] for k in columns} for row in rows]
     parquet_path = folder / "oct_batch.parquet"
     with atomic_path(parquet_path) as tmp:
         rows_to_dataset(schema_rows, class_names=class_names).to_parquet(str(tmp))
@@ -148,9 +150,10 @@ def _prune_downloads(work_dir: Path, max_age_s: float = KEEP_DOWNLOADS_S) -> Non
 class Generator:
     """Holds the loaded model; one sampler per scheduler name, sharing the UNet."""
 
-    def __init__(self, pipe: OCTDiffusionPipeline, model_id: str, work_dir: Path):
+    def __init__(self, pipe: OCTDiffusionPipeline, model_id: str, model_revision: str, work_dir: Path):
         self.pipe = pipe
         self.model_id = model_id
+        self.model_revision = model_revision
         self.work_dir = work_dir
         self._pipes: dict[str, OCTDiffusionPipeline] = {}
 
@@ -180,7 +183,8 @@ class Generator:
         first_s = None
         rows, gallery = [], []
         images = generate_images(self.pipeline_for(scheduler), counts, seed=seed, num_inference_steps=steps,
-                                 guidance_scale=guidance, batch_size=BATCH_SIZE, model_id=self.model_id)
+                                 guidance_scale=guidance, batch_size=BATCH_SIZE, model_id=self.model_id,
+                                 model_revision=self.model_revision)
         for row in images:
             result = check_anatomy(row["image"])
             row.update(anatomy_verdict=result.verdict, anatomy_score=float(result.score))
@@ -197,14 +201,18 @@ class Generator:
         yield gallery, [str(p) for p in downloads], message
 
 
-def load_model(model: str | Path | OCTDiffusionPipeline | None = None) -> tuple[OCTDiffusionPipeline, str]:
-    """The pipeline and the model id provenance records: argument, else $MEDICRAFT_MODEL, else the demo."""
+def load_model(model: str | Path | OCTDiffusionPipeline | None = None) -> tuple[OCTDiffusionPipeline, str, str]:
+    """The pipeline, and the model id and revision provenance records.
+
+    The model is the argument, else $MEDICRAFT_MODEL (at $MEDICRAFT_MODEL_REVISION), else the demo.
+    """
     if isinstance(model, OCTDiffusionPipeline):
-        return model, model_id_of(model.name_or_path or "in-memory")
+        return model, model_id_of(model.name_or_path or "in-memory"), model_revision_of(None, None, model)
     if model is None:
         model = os.environ.get("MEDICRAFT_MODEL") or None
     revision = os.environ.get("MEDICRAFT_MODEL_REVISION") or None
-    return load_pipeline(model, revision=revision), model_id_of(model)
+    pipe = load_pipeline(model, revision=revision)
+    return pipe, model_id_of(model), model_revision_of(model, revision, pipe)
 
 
 def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
@@ -214,8 +222,8 @@ def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
     `extra_tabs` maps a tab title to a function that builds that tab's components (for
     example the expert-review app); without it the generator is the whole page.
     """
-    pipe, model_id = load_model(model)
-    generator = Generator(pipe, model_id, Path(tempfile.mkdtemp(prefix="medicraft-space-")))
+    pipe, model_id, model_revision = load_model(model)
+    generator = Generator(pipe, model_id, model_revision, Path(tempfile.mkdtemp(prefix="medicraft-space-")))
     height, width = pipe.image_size
 
     # Gradio deletes its cached copies of outputs (gallery images, downloads) after an hour.
@@ -243,15 +251,17 @@ def _generate_tab(generator: Generator) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             class_choice = gr.Dropdown([ALL_CLASSES, *generator.class_names], value=ALL_CLASSES, label="Class")
-            num_images = gr.Slider(1, MAX_IMAGES, value=8, step=1, label=f"Number of images (max {MAX_IMAGES})")
+            num_images = gr.Slider(1, MAX_IMAGES, value=8, step=1, label=f"Number of images (max {MAX_IMAGES})",
+                                   elem_id="num_images")
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed (same seed, same images)")
             scheduler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
-            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=f"Steps (max {MAX_STEPS})")
+            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=f"Steps (max {MAX_STEPS})", elem_id="steps")
             guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.5,
                                  label="Guidance (1 = plain class-conditional; higher follows the class more)")
             run = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Generated B-scans", columns=2, format="png", elem_id="gallery")
+            gallery = gr.Gallery(label="Generated B-scans", columns=2, object_fit="contain", format="png",
+                                 elem_id="gallery")
             status = gr.Markdown(elem_id="status")
             downloads = gr.File(label="Download the batch (zip of PNGs, parquet in the OCT schema)",
                                 file_count="multiple", elem_id="downloads")

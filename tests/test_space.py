@@ -93,7 +93,8 @@ def test_balanced_batch_has_right_count_size_and_downloads(client):
     assert Counter(ds.features["label"].int2str(ds["label"])) == {"healthy": 2, "nevus": 2, "nevus_fluid": 1,
                                                                    "melanoma": 1}
     assert set(ds["source"]) == {"synthetic"}
-    assert set(ds["num_inference_steps"]) == {2} and set(ds["seed"]) == {0}
+    assert set(ds["num_inference_steps"]) == {2} and set(ds["scheduler"]) == {"dpmsolver++"}
+    assert set(ds["model_id"]) == {"tiny"} and len(set(ds["seed"])) == 6  # each image has its own noise seed
     assert np.array_equal(np.asarray(ds[0]["image"]), first)
 
 
