@@ -179,7 +179,7 @@ def inter_reviewer(df: pd.DataFrame) -> dict:
     return result
 
 
-def latest_round(df: pd.DataFrame, turing: dict | None = None) -> dict:
+def latest_round(df: pd.DataFrame) -> dict:
     """The numbers a card quotes: the most recent round's synthetic correctness."""
     last = df.groupby("round")["created_at"].max().sort_values().index[-1]
     rnd = df[df["round"] == last]
@@ -214,7 +214,7 @@ def compute_report(ratings) -> dict:
         "turing_test": turing,
         "auto_agreement": auto_agreement(df),
         "inter_reviewer": inter_reviewer(df),
-        "latest_round": latest_round(df, turing),
+        "latest_round": latest_round(df),
     }
 
 
