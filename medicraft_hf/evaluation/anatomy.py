@@ -195,14 +195,16 @@ def check_anatomy(image) -> AnatomyResult:
     elif len(deep_pits) >= 2 or (deep_pits and second and central < PIT_OK_DEPTH):
         verdict, fovea_score = "doubled_fovea", 0.3
     elif deep_pits or central >= PIT_OK_DEPTH:
-        verdict, fovea_score = "ok", 1.0
+        # A borderline pit is plausible but less so than a clearly normal one.
+        verdict, fovea_score = "ok", float(np.clip(0.6 + 0.4 * (deepest - PIT_OK_DEPTH) / 0.08, 0.6, 1.0))
     elif central >= PIT_MIN_DEPTH:
         verdict, fovea_score = "hypoplastic_fovea", 0.3 + 0.3 * (central - PIT_MIN_DEPTH) / (PIT_OK_DEPTH - PIT_MIN_DEPTH)
     else:
         verdict, fovea_score = "no_fovea", 0.1
-    score = float(np.clip(quality, 0, 1) * fovea_score) if verdict != "ok" else float(0.5 + 0.5 * quality)
-    if verdict != "ok":
-        score = min(score, 0.49)  # only an ok image scores above one half
+    if verdict == "ok":  # only an ok image scores above one half
+        score = 0.5 + 0.5 * float(min(quality, fovea_score))
+    else:
+        score = min(float(np.clip(quality, 0, 1) * fovea_score), 0.49)
     details = {
         "num_pits": int(num_pits) + (verdict == "doubled_fovea" and len(deep_pits) < 2),
         "pit_depth": round(float(deepest), 4),
