@@ -425,3 +425,15 @@ def test_two_cpu_processes_keep_identical_weights_and_only_rank0_writes(tmp_path
         assert {"random_states_0.pkl", "random_states_1.pkl", "noise_rng_0.safetensors",
                 "noise_rng_1.safetensors"} <= {p.name for p in ckpt.iterdir()}
     assert "model_index.json" in hub.files(repo_id)
+
+
+def test_medicraft_train_builds_the_accelerate_launch_command(capsys):
+    from medicraft_hf.cli import main as cli
+
+    config = CONFIGS / "single_gpu.yaml"
+    assert cli(["train", "--dry_run", "--config_file", str(config), "--", "--dataset_name", "d", "--use_ema"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[1:3] == ["-m", "accelerate.commands.launch"]
+    assert printed[3:5] == ["--config_file", str(config)]
+    assert printed[5:] == [str(SCRIPT), "--dataset_name", "d", "--use_ema"]
+    assert cli(["train", "--dry_run", "--config_file", "missing.yaml", "--", "--use_ema"]) == 2
