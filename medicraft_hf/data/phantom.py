@@ -397,9 +397,12 @@ def render_bscan(
     # Retinal vessels in the inner retina cast vertical shadows.
     ilm = tops[0]
     for ang, ecc_v in patient.retinal_vessels:
-        # The vessel crosses this plane where the plane meets its circle of eccentricity.
-        cross = ecc_v * np.cos(np.radians(ang - plane_deg))
-        c = int(round((cross + SCAN_WIDTH_MM / 2) / mm_x))
+        # A vessel is a straight segment of the fundus, `ecc_v` mm from the fovea with its
+        # normal at `ang`; the radial plane meets it at s = ecc_v / cos(ang - plane).
+        cos = np.cos(np.radians(ang - plane_deg))
+        if abs(cos) < 1e-3:
+            continue
+        c = int(round((ecc_v / cos + SCAN_WIDTH_MM / 2 - jitter) / mm_x))
         if not 0 <= c < W:
             continue
         half = max(0.5, 0.045 / mm_x)
@@ -422,7 +425,7 @@ def render_bscan(
     out = np.log(lin) / D
     out = (out - 0.08) / 0.95 * patient.brightness
     if defect == "heavy_noise":
-        out = out + rng.normal(0, 0.25, (H, W)) + 0.25 * gaussian_filter(rng.standard_normal((H, W)), 6) * 4
+        out = out + rng.normal(0, 0.25, (H, W)) + gaussian_filter(rng.standard_normal((H, W)), 6)  # grain + blotches
     image = np.clip(out * 255, 0, 255).astype(np.uint8)
 
     # Ground truth, with surfaces as polylines over evenly spaced columns.
