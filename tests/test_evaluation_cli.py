@@ -57,6 +57,11 @@ def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
 
     report = json.loads((out / "report.json").read_text())
     summary = report["summary"]
+    assert set(summary) == {  # cards quote these keys: keep them stable
+        "accuracy", "balanced_accuracy", "macro_f1", "auc_ovr", "fid", "kid", "kid_se", "precision", "recall",
+        "fid_real_heldout", "kid_real_heldout", "near_copies", "near_copy_rate", "n_synthetic",
+        "anatomy_ok_rate", "anatomy_ok_rate_real",
+    }  # fmt: skip
     for protocol in ("TRTR", "TSTR", "TRSTR"):
         acc = summary["accuracy"][protocol]
         assert 0.0 <= acc["mean"] <= 1.0 and acc["std"] is not None
@@ -77,6 +82,7 @@ def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
 
     md = (out / "report.md").read_text()
     assert "## Usefulness" in md and "Near-copies: 1 of" in md and "## Anatomy" in md
+    assert "**1 of 33 synthetic images (3.0%) are near-copies" in (out / "card_section.md").read_text()
     for name in report["plots"].values():
         with Image.open(out / name) as img:
             assert img.size[0] > 200 and img.size[1] > 100

@@ -29,21 +29,25 @@ class ClassifierSettings:
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
-    patch_size: int | None = None  # None: height // 8 (8 at 64x128 -> 8x16 patches)
+    # Classifier input (H, W); None: the evaluation resolution. Smaller inputs average out
+    # speckle and cut the tokens, hence the cost, by the square of the factor.
+    input_size: tuple[int, int] | None = None
+    patch_size: int | None = None  # None: input height // 8 (8 at 64x128 -> 8x16 patches)
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
     model_name_or_path: str | None = None  # a pretrained ViT checkpoint, when available
+    hflip: bool = True  # random left-right flips while training (OD and OS scans are mirror images)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 def build_vit_config(class_names, resolution: tuple[int, int], settings: ClassifierSettings) -> ViTConfig:
-    h, w = resolution
+    h, w = tuple(settings.input_size or resolution)
     patch = settings.patch_size or max(2, h // 8)
     if h % patch or w % patch:
-        raise ValueError(f"--resolution {h}x{w} is not divisible by the ViT patch size {patch}; choose a multiple.")
+        raise ValueError(f"Classifier input {h}x{w} is not divisible by the ViT patch size {patch}; choose a multiple.")
     return ViTConfig(
         image_size=(h, w),
         patch_size=patch,
@@ -89,7 +93,8 @@ class ImageSetDataset(torch.utils.data.Dataset):
 class GrayscaleCollator:
     """Grayscale uint8 images -> `pixel_values` in [-1, 1] shaped for the model's config."""
 
-    def __init__(self, config: ViTConfig):
+    def __init__(self, config: ViTConfig, hflip: bool = False):
+        self.hflip = hflip
         self.num_channels = config.num_channels
         size = config.image_size
         self.size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
@@ -97,14 +102,15 @@ class GrayscaleCollator:
     def pixel_values(self, images: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(images)).float().div(127.5).sub(1.0).unsqueeze(1)
         if tuple(x.shape[-2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
         return x.expand(-1, self.num_channels, -1, -1).contiguous()
 
     def __call__(self, rows):
-        return {
-            "pixel_values": self.pixel_values(np.stack([r["image"] for r in rows])),
-            "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long),
-        }
+        x = self.pixel_values(np.stack([r["image"] for r in rows]))
+        if self.hflip:  # torch's RNG, seeded by the Trainer: same seed -> same flips
+            flip = torch.rand(len(x)) < 0.5
+            x[flip] = x[flip].flip(-1)
+        return {"pixel_values": x, "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
 
 
 def train_classifier(
@@ -133,7 +139,7 @@ def train_classifier(
             dataloader_num_workers=0,
         )
         trainer = Trainer(
-            model=model, args=args, train_dataset=ImageSetDataset(train), data_collator=GrayscaleCollator(model.config)
+            model=model, args=args, train_dataset=ImageSetDataset(train), data_collator=GrayscaleCollator(model.config, hflip=settings.hflip)
         )
         trainer.remove_callback(PrinterCallback)  # no per-run loss dicts on stdout
         trainer.train()

@@ -40,15 +40,16 @@ def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     )
 
 
-def kernel_inception_distance(a: np.ndarray, b: np.ndarray, blocks: int = KID_BLOCKS, seed: int = 0) -> tuple[float, float]:
-    """(KID, its standard error): mean and SE of unbiased MMD^2 over disjoint random blocks."""
+def kernel_inception_distance(a: np.ndarray, b: np.ndarray, blocks: int = KID_BLOCKS, seed: int = 0) -> tuple[float, float | None]:
+    """(KID, its standard error): mean and SE of unbiased MMD^2 over disjoint random blocks
+    (SE None when there are too few images for two blocks)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     blocks = max(1, min(blocks, len(a) // 2, len(b) // 2))
     rng = np.random.default_rng(seed)
     a_blocks = np.array_split(rng.permutation(len(a)), blocks)
     b_blocks = np.array_split(rng.permutation(len(b)), blocks)
     values = np.array([_mmd2_unbiased(a[i], b[j]) for i, j in zip(a_blocks, b_blocks)])
-    se = float(values.std(ddof=1) / np.sqrt(blocks)) if blocks > 1 else float("nan")
+    se = float(values.std(ddof=1) / np.sqrt(blocks)) if blocks > 1 else None
     return float(values.mean()), se
 
 
@@ -81,7 +82,7 @@ def fidelity_metrics(real: np.ndarray, synthetic: np.ndarray, k: int = PR_K) -> 
         }  # fmt: skip
     kid, kid_se = kernel_inception_distance(real, synthetic)
     precision, recall = precision_recall(real, synthetic, k)
-    return {
+    result = {
         "n_real": len(real),
         "n_synthetic": len(synthetic),
         "fid": frechet_distance(real, synthetic),
@@ -90,6 +91,10 @@ def fidelity_metrics(real: np.ndarray, synthetic: np.ndarray, k: int = PR_K) -> 
         "precision": precision,
         "recall": recall,
     }
+    if min(len(real), len(synthetic)) <= real.shape[1]:
+        # Fewer images than feature dimensions: singular covariances bias FID upwards.
+        result["note"] = f"FID from fewer images than feature dimensions ({real.shape[1]}): compare only like with like"
+    return result
 
 
 def fidelity_report(

@@ -53,11 +53,8 @@ def run_evaluation(
     if len(seeds) < MIN_SEEDS:
         log(f"warning: {len(seeds)} seed(s); report mean ± std over at least {MIN_SEEDS} for a paper.")
     out_dir = Path(out_dir)
-    real_name, synthetic_name = str(getattr(real, "name", real)), str(getattr(synthetic, "name", synthetic))
-    if not isinstance(real, (str, Path)):
-        real_name = "<in-memory real>"
-    if not isinstance(synthetic, (str, Path)):
-        synthetic_name = "<in-memory synthetic>"
+    real_name = str(real) if isinstance(real, (str, Path)) else "<in-memory real>"
+    synthetic_name = str(synthetic) if isinstance(synthetic, (str, Path)) else "<in-memory synthetic>"
 
     real_dd = inputs.load_side(real, "real")
     synthetic_dd = inputs.load_side(synthetic, "synthetic")
