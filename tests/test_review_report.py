@@ -86,6 +86,8 @@ def test_report_numbers(ratings, tmp_path):
     assert (rates["m@v2", "all"]["ci_low"], rates["m@v2", "all"]["ci_high"]) == pytest.approx((0.3006, 0.9544), abs=1e-4)
     assert rates["real", "all"]["rate"] == 1.0 and rates["real", "all"]["n"] == 4
     assert report["verdict_counts"]["m@v1"]["no_fovea"] == 4
+    assert report["per_reviewer"]["r-C"] == {"n": 4, "correct_rate": 0.5, "median_seconds": None}
+    assert report["per_reviewer"]["r-A"]["correct_rate"] == 5 / 8
 
     turing = report["turing_test"]
     assert turing["per_reviewer"]["r-A"]["rate"] == 0.75 and turing["per_reviewer"]["r-B"]["rate"] == 0.25

@@ -115,6 +115,16 @@ def failure_counts(df: pd.DataFrame) -> dict:
     return {version: {v: int((g["verdict"] == v).sum()) for v in VERDICTS} for version, g in df.groupby("model_version")}
 
 
+def reviewer_stats(df: pd.DataFrame) -> dict:
+    """Per reviewer: ratings made, share judged correct, median seconds per verdict."""
+    stats = {}
+    for reviewer, g in df.groupby("reviewer", sort=True):
+        seconds = g["seconds"].dropna()
+        stats[reviewer] = {"n": len(g), "correct_rate": float(g["correct"].mean()),
+                           "median_seconds": float(seconds.median()) if len(seconds) else None}
+    return stats
+
+
 def turing_test(df: pd.DataFrame) -> dict:
     """Accuracy of the blinded 'real or synthetic?' answers, per reviewer and overall."""
     blind = df[df["blinded"] & df["origin_guess"].notna()]
@@ -211,6 +221,7 @@ def compute_report(ratings) -> dict:
         "rounds": sorted(df["round"].unique().tolist()),
         "correctness": correctness_rates(df),
         "verdict_counts": failure_counts(df),
+        "per_reviewer": reviewer_stats(df),
         "turing_test": turing,
         "auto_agreement": auto_agreement(df),
         "inter_reviewer": inter_reviewer(df),
@@ -269,6 +280,11 @@ def report_markdown(report: dict) -> str:
     lines += ["", "## Verdicts", "", "| model version | " + " | ".join(VERDICTS) + " |",
               "|---|" + "---:|" * len(VERDICTS)]
     lines += [f"| {v} | " + " | ".join(str(c[x]) for x in VERDICTS) + " |" for v, c in report["verdict_counts"].items()]
+    lines += ["", "## Reviewers", "", "| reviewer | ratings | judged correct | median seconds per scan |",
+              "|---|---:|---|---:|"]
+    lines += [f"| {who} | {r['n']} | {_pct(r['correct_rate'])} | "
+              + ("n/a" if r["median_seconds"] is None else f"{r['median_seconds']:.1f}") + " |"
+              for who, r in report["per_reviewer"].items()]
     turing = report["turing_test"]
     lines += ["", "## Visual Turing test (blinded: real or synthetic?)", ""]
     if turing:
