@@ -4,6 +4,8 @@ stored beside each verdict, `medicraft review-report` calibrates it and pushes t
 from __future__ import annotations
 
 import json
+import runpy
+from pathlib import Path
 
 import datasets
 import pytest
@@ -18,6 +20,8 @@ from medicraft_hf.data.phantom import phantom_bscan
 from medicraft_hf.review.session import ReviewRound, load_review_dataset
 from medicraft_hf.review.store import RatingsStore, load_ratings
 from medicraft_hf.schema import empty_row
+
+SPACE_APP = Path(__file__).resolve().parents[1] / "space" / "review_app.py"
 
 # Phantom scans with the failures the medical team named, posing as generated ones.
 DEFECTS = {None: "correct", "double_fovea": "doubled_fovea", "flat_fovea": "hypoplastic_fovea",
@@ -112,3 +116,18 @@ def test_review_report_bad_input_is_one_clear_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["review-report", "--ratings", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "ratings are empty" in capsys.readouterr().err
+
+
+def test_space_review_launcher(generated, tmp_path, monkeypatch):
+    import gradio as gr
+
+    folder, _ = generated
+    monkeypatch.setenv("MEDICRAFT_REVIEW_DATASET", str(folder))
+    monkeypatch.setenv("MEDICRAFT_REVIEW_RATINGS", str(tmp_path / "ratings"))
+    monkeypatch.setenv("MEDICRAFT_REVIEW_ROUND", "space-round")
+    app = runpy.run_path(str(SPACE_APP))  # builds the Blocks; serving is left to the Space
+    assert isinstance(app["demo"], gr.Blocks) and len(app["review"]) == 10
+    assert app["review"].round_name == "space-round" and app["review"].store.directory == tmp_path / "ratings"
+    monkeypatch.delenv("MEDICRAFT_REVIEW_DATASET")
+    with pytest.raises(SystemExit, match="MEDICRAFT_REVIEW_DATASET"):
+        runpy.run_path(str(SPACE_APP))
