@@ -92,6 +92,7 @@ def _frame(ratings) -> pd.DataFrame:
     df = load_ratings(ratings).to_pandas() if not isinstance(ratings, pd.DataFrame) else ratings.copy()
     if df.empty:
         raise ValueError("The ratings are empty: nothing to report. Rate some scans with `medicraft review` first.")
+    df["blinded"] = df["blinded"].astype("boolean").fillna(False).astype(bool)
     df["model_version"] = df.apply(model_version, axis=1)
     df["correct"] = df["verdict"] == "correct"
     # One image = one reference (round, image and its provenance); several reviewers may rate it.
