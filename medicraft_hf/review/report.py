@@ -38,6 +38,7 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 
 def _rate(successes: int, n: int) -> dict:
+    successes, n = int(successes), int(n)  # plain ints (not numpy), so the JSON stays plain
     ci = wilson_interval(successes, n)
     return {"n": int(n), "successes": int(successes), "rate": successes / n if n else None,
             "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None}
