@@ -18,7 +18,7 @@ from medicraft_hf.commands.review import review_round
 from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
 from medicraft_hf.data.phantom import phantom_bscan
 from medicraft_hf.review.session import ReviewRound, load_review_dataset
-from medicraft_hf.review.store import RatingsStore, load_ratings
+from medicraft_hf.review.store import RatingsStore, load_ratings, push_ratings
 from medicraft_hf.schema import empty_row
 
 SPACE_APP = Path(__file__).resolve().parents[1] / "space" / "review_app.py"
@@ -106,8 +106,17 @@ def test_review_report_calibrates_on_experts_and_pushes_private(generated, tmp_p
 
     assert hub.repo_is_private(repo_id, "dataset")
     pushed = load_ratings(repo_id)
-    assert sorted(pushed["rating_id"]) == sorted(r["rating_id"] for r in RatingsStore(ratings_dir).ratings())
+    assert sorted(pushed["rating_id"]) == sorted(r["rating_id"] for r in stored)
     assert isinstance(datasets.load_dataset(repo_id, split="train").features["verdict"], datasets.Value)
+
+    # A second site pushes only its own store: the repo keeps the union, each rating once.
+    site2 = tmp_path / "site2"
+    ReviewRound(load_review_dataset(str(folder)), site2, round_name="round-1", anatomy_check=None).record(
+        "expert-3", "gen-000", "correct")
+    push_ratings(load_ratings(site2), repo_id)
+    push_ratings(load_ratings(site2), repo_id)  # pushed twice by mistake: no duplicate
+    pushed = load_ratings(repo_id)
+    assert len(pushed) == len(stored) + 1 and len(set(pushed["rating_id"])) == len(pushed)
 
 
 def test_review_report_bad_input_is_one_clear_line(tmp_path, capsys):

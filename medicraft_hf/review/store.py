@@ -238,23 +238,24 @@ def merge_ratings(sources: Iterable[str | os.PathLike | Dataset]) -> Dataset:
 
 
 def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revision: str | None = None) -> str:
-    """Push a ratings dataset to a (private by default) Hub dataset repo; returns the commit id.
+    """Add ratings to a (private by default) Hub dataset repo; returns the commit id.
 
-    Ratings are not OCT images, so this goes through the hub module's repo, card and retry
-    helpers rather than `push_dataset_dict` (which checks the OCT schema).
+    The repo's ratings are merged in first, so sites and reviewers can push their own
+    stores one after another and the repo keeps the union (each rating once). Ratings are
+    not OCT images, so this goes through the hub module's repo, card and retry helpers
+    rather than `push_dataset_dict` (which checks the OCT schema).
     """
     from huggingface_hub import DatasetCard, HfApi
 
     from medicraft_hf.hub import _ensure_repo, _push_merged_card, _with_retries
 
     ratings = load_ratings(ratings)
-    reviewers = sorted(set(ratings["reviewer"]))
     card = DatasetCard(
         "---\n"
         "tags:\n- medicraft-hf\n- expert-review\n- oct\n"
         "---\n\n"
-        f"# Expert ratings of OCT scans\n\n{len(ratings)} ratings by {len(reviewers)} pseudonymous reviewers "
-        f"in rounds {sorted(set(ratings['round']))}. Each row references a rated image by its de-identified "
+        "# Expert ratings of OCT scans\n\nRatings by pseudonymous reviewers (`reviewer`), one row per "
+        "rating and round. Each row references a rated image by its de-identified "
         "`image_id` and, for synthetic images, the model, revision and seed that made it. Made with "
         "`medicraft review`; summarize with `medicraft review-report`.\n"
     )
@@ -262,7 +263,10 @@ def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revisi
 
     def push():
         _ensure_repo(api, repo_id, "dataset", private=private, revision=revision)
-        DatasetDict({"train": ratings}).push_to_hub(repo_id, revision=revision, commit_message="Upload expert ratings")
+        merged = ratings
+        if any(f.endswith(".parquet") for f in api.list_repo_files(repo_id, repo_type="dataset", revision=revision)):
+            merged = merge_ratings([load_ratings(repo_id, revision=revision), ratings])
+        DatasetDict({"train": merged}).push_to_hub(repo_id, revision=revision, commit_message="Add expert ratings")
         _push_merged_card(api, card, repo_id, revision)
         return api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
 
