@@ -29,13 +29,17 @@ def app(tmp_path_factory):
     blocks.close()
 
 
+SCREEN = ("image", "image_id", "shown_at", "progress", "status", "guess", "comment", "correcting")
+
+
 def _start(client, name):
-    reviewer, image, image_id, shown_at, progress, status, guess, comment = client.predict(name, api_name="/start")
+    reviewer, image, image_id, shown_at, progress, *_ = client.predict(name, api_name="/start")
     return reviewer, image_id, shown_at, progress
 
 
-def _rate(client, verdict, reviewer, image_id, guess=None, comment="", shown_at=0.0):
-    return client.predict(reviewer, image_id, guess, comment, shown_at, api_name=f"/rate_{verdict}")
+def _rate(client, verdict, reviewer, image_id, guess=None, comment="", shown_at=0.0, correcting=""):
+    out = client.predict(reviewer, image_id, guess, comment, shown_at, correcting, api_name=f"/rate_{verdict}")
+    return dict(zip(SCREEN, out))
 
 
 def _reviewer_ratings(store, reviewer):
@@ -47,10 +51,11 @@ def test_rating_lands_once_and_the_next_image_follows(app):
     reviewer, image_id, shown_at, progress = _start(client, "Alice")
     assert reviewer == reviewer_pseudonym("alice") and "Alice" not in reviewer
     assert image_id == review.order(reviewer)[0] and "1 of 6" in progress
-    image, next_id, _, progress, status, _, _ = _rate(client, "correct", reviewer, image_id, shown_at=shown_at)
+    out = _rate(client, "correct", reviewer, image_id, shown_at=shown_at)
+    next_id, progress, status = out["image_id"], out["progress"], out["status"]
     assert next_id == review.order(reviewer)[1] and "2 of 6" in progress and status.startswith("Saved")
     # A double submission of the same image (second click, retried request) is kept once.
-    *_, status, _, _ = _rate(client, "corrupted", reviewer, image_id)
+    status = _rate(client, "corrupted", reviewer, image_id)["status"]
     assert status.startswith("Already saved")
     ratings = _reviewer_ratings(review.store, reviewer)
     assert len(ratings) == 1
@@ -72,6 +77,25 @@ def test_other_needs_a_comment(app):
     assert (r["verdict"], r["comment"]) == ("other", "choroid missing")
 
 
+def test_a_verdict_can_be_corrected_and_still_counts_once(app):
+    review, _, client = app
+    reviewer, first, _, _ = _start(client, "Kai")
+    with pytest.raises(Exception, match="No earlier verdict"):
+        client.predict(reviewer, first, api_name="/previous")
+    second = _rate(client, "correct", reviewer, first)["image_id"]
+    # Back (key U): the first image again, flagged for correction.
+    back = dict(zip(SCREEN, client.predict(reviewer, second, api_name="/previous")))
+    assert back["image_id"] == first and back["correcting"] == first and "Anatomically correct" in back["progress"]
+    out = _rate(client, "no_fovea", reviewer, first, correcting=first)
+    assert out["status"].startswith("Corrected") and out["image_id"] == second  # back to the first unrated
+    [rating] = _reviewer_ratings(review.store, reviewer)
+    assert (rating["image_id"], rating["verdict"], rating["correction"]) == (first, "no_fovea", 1)
+    assert len(list((review.store.directory / reviewer).glob("*.json"))) == 2  # the first verdict is kept on disk
+    # Without the correction flag a second verdict is still a retry: ignored.
+    assert _rate(client, "corrupted", reviewer, first)["status"].startswith("Already saved")
+    assert [r["verdict"] for r in _reviewer_ratings(review.store, reviewer)] == ["no_fovea"]
+
+
 def test_two_concurrent_clients_lose_nothing_and_duplicate_nothing(app):
     review, blocks, _ = app
     errors = []
@@ -81,7 +105,7 @@ def test_two_concurrent_clients_lose_nothing_and_duplicate_nothing(app):
             client = Client(blocks.local_url, verbose=False)
             reviewer, image_id, _, _ = _start(client, name)
             while image_id:
-                _, image_id, *_ = _rate(client, "hypoplastic_fovea", reviewer, image_id)
+                image_id = _rate(client, "hypoplastic_fovea", reviewer, image_id)["image_id"]
         except Exception as err:  # surfaced below
             errors.append(err)
 
@@ -103,7 +127,7 @@ def test_two_concurrent_clients_lose_nothing_and_duplicate_nothing(app):
     [t.join(30) for t in threads]
     assert len(results) == 2
     assert len(_reviewer_ratings(review.store, reviewer)) == 1
-    assert sorted(r[4].split(":")[0] for r in results) == ["Already saved earlier (kept once)", "Saved"]
+    assert sorted(r["status"].split(":")[0] for r in results) == ["Already saved earlier (kept once)", "Saved"]
 
 
 def test_restart_resumes_where_the_reviewer_left_off(tmp_path):
@@ -111,7 +135,7 @@ def test_restart_resumes_where_the_reviewer_left_off(tmp_path):
     make = lambda: ReviewRound(review_dataset(N), store, round_name="r1", seed=7, anatomy_check=None)  # noqa: E731
     blocks, client = _launch(make())
     reviewer, first, _, _ = _start(client, "Frank")
-    _, second, *_ = _rate(client, "correct", reviewer, first)
+    second = _rate(client, "correct", reviewer, first)["image_id"]
     _rate(client, "doubled_fovea", reviewer, second)
     blocks.close()
 
@@ -119,7 +143,7 @@ def test_restart_resumes_where_the_reviewer_left_off(tmp_path):
     blocks, client = _launch(review)
     try:
         # The browser still shows the second image and its verdict is sent again: kept once.
-        *_, status, _, _ = _rate(client, "no_fovea", reviewer, second)
+        status = _rate(client, "no_fovea", reviewer, second)["status"]
         assert status.startswith("Already saved")
         reviewer, third, _, progress = _start(client, "Frank")
         assert third == review.order(reviewer)[2] and "3 of 6" in progress

@@ -70,6 +70,15 @@ def test_rate_by_click_then_by_key(page, tmp_path):
     second = next(r for r in ratings if r["image_id"] == review.order(reviewer)[1])
     assert (second["verdict"], second["origin_guess"]) == ("no_fovea", "real")
 
+    # U goes back to the previous image; its new verdict replaces the earlier one.
+    page.keyboard.press("u")
+    page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Correcting')")
+    page.keyboard.press("s")
+    page.keyboard.press("5")
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Corrected')")
+    fixed = next(r for r in review.store.ratings() if r["image_id"] == review.order(reviewer)[1])
+    assert (fixed["verdict"], fixed["origin_guess"], fixed["correction"]) == ("corrupted", "synthetic", 1)
+
     # Typing a digit in the comment box is text, not a verdict.
     page.fill("#comment textarea, #comment input", "")
     page.click("#comment textarea, #comment input")

@@ -6,7 +6,8 @@ reviewer is in their order is read back from the store, so a restarted app, a re
 or a second browser resume at the first unrated image, and a double submission stores once.
 
 Keys: 1-6 pick a verdict (in the order of `VERDICTS`), R / S answer "real or synthetic?"
-in blinded rounds. Keys are ignored while typing in a text box.
+in blinded rounds, U goes back to correct an earlier verdict (the correction is stored
+beside it; the latest counts). Keys are ignored while typing in a text box.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ if (!window.__medicraftReviewKeys) {
       if (onScreen(button)) { event.preventDefault(); button.click(); }
       return;
     }
+    if (event.key.toLowerCase() === "u") {
+      const back = document.getElementById("previous");
+      if (onScreen(back)) { event.preventDefault(); back.click(); }
+      return;
+    }
     const origin = {r: "real", s: "synthetic"}[event.key.toLowerCase()];
     const radio = origin && document.querySelector('#origin-guess input[value="' + origin + '"]');
     if (onScreen(radio)) { event.preventDefault(); radio.click(); }
@@ -60,11 +66,12 @@ def _enlarged(image, width: int = DISPLAY_WIDTH):
 
 
 def _screen(review: ReviewRound, reviewer: str):
-    """What the reviewer sees next: (image, image_id, shown_at, progress text)."""
+    """What the reviewer sees next: (image, image_id, shown_at, progress text, correcting)."""
     done, total = review.progress(reviewer)
     nxt = review.next_item(reviewer)
     if nxt is None:
-        return None, "", 0.0, f"**All {total} images rated.** Thank you! You can close this page."
+        return (None, "", 0.0, f"**All {total} images rated.** Thank you! You can close this page "
+                "(or press U to correct your last verdict).", "")
     position, item = nxt
     label = item.ref.get("label") or "unlabelled"
     return (
@@ -72,7 +79,26 @@ def _screen(review: ReviewRound, reviewer: str):
         item.image_id,
         time.time(),
         f"Image **{done + 1} of {total}** (class: **{label}**). Keys 1-6 pick a verdict"
-        + (", R / S answer real or synthetic." if review.blinded else "."),
+        + (", R / S answer real or synthetic" if review.blinded else "") + ", U goes back to correct one.",
+        "",
+    )
+
+
+def _correction_screen(review: ReviewRound, reviewer: str, before: str | None):
+    """The reviewer's previous rated image, to give it a new verdict."""
+    prev = review.previous_item(reviewer, before=before or None)
+    if prev is None:
+        raise gr.Error("No earlier verdict to correct.")
+    position, item = prev
+    earlier = review.rating_of(reviewer, item.image_id)
+    label = item.ref.get("label") or "unlabelled"
+    return (
+        _enlarged(review.image(item)),
+        item.image_id,
+        time.time(),
+        f"**Correcting** image {position + 1} (class: **{label}**): your verdict was "
+        f"**{VERDICT_LABELS[earlier['verdict']]}**. Pick the new verdict (U: one further back).",
+        item.image_id,
     )
 
 
@@ -96,23 +122,32 @@ def review_tab(review: ReviewRound, title: str = "medicraft expert review", revi
             reviewer = reviewer_pseudonym(name)
         except ValueError as err:
             raise gr.Error(str(err)) from err
-        return (reviewer, *_screen(review, reviewer), f"Reviewing as `{reviewer}` in {review.round_name}.", None, "")
+        image, image_id, shown_at, progress, correcting = _screen(review, reviewer)
+        status = f"Reviewing as `{reviewer}` in {review.round_name}."
+        return reviewer, image, image_id, shown_at, progress, status, None, "", correcting
+
+    def previous(reviewer, image_id):
+        if not reviewer:
+            raise gr.Error("Enter your reviewer name and press Start first.")
+        image, image_id, shown_at, progress, correcting = _correction_screen(review, reviewer, image_id)
+        return image, image_id, shown_at, progress, "", None, "", correcting
 
     def rate_as(verdict):
-        def rate(reviewer, image_id, origin_guess, comment, shown_at):
+        def rate(reviewer, image_id, origin_guess, comment, shown_at, correcting):
             if not reviewer:
                 raise gr.Error("Enter your reviewer name and press Start first.")
             if not image_id:
                 raise gr.Error("No image on screen: every image of this round is rated.")
+            correction = bool(correcting) and correcting == image_id
             try:
-                rating, created = review.record(
-                    reviewer, image_id, verdict, origin_guess=origin_guess, comment=comment, shown_at=shown_at
-                )
+                rating, created = review.record(reviewer, image_id, verdict, origin_guess=origin_guess,
+                                                comment=comment, shown_at=shown_at, correction=correction)
             except ValueError as err:
                 raise gr.Error(str(err)) from err
-            note = "Saved" if created else "Already saved earlier (kept once)"
+            note = "Corrected" if correction else "Saved" if created else "Already saved earlier (kept once)"
             status = f"{note}: {VERDICT_LABELS[rating['verdict']]} for the previous image."
-            return (*_screen(review, rating["reviewer"]), status, None, "")
+            image, image_id, shown_at, progress, correcting = _screen(review, rating["reviewer"])
+            return image, image_id, shown_at, progress, status, None, "", correcting
 
         rate.__name__ = f"rate_{verdict}"
         return rate
@@ -140,10 +175,13 @@ def review_tab(review: ReviewRound, title: str = "medicraft expert review", revi
                       variant="primary" if v == "correct" else "secondary")
             for i, v in enumerate(VERDICTS)
         ]
-    comment = gr.Textbox(label="Comment (required for Other)", lines=1, elem_id="comment")
+    with gr.Row():
+        comment = gr.Textbox(label="Comment (required for Other)", lines=1, elem_id="comment", scale=4)
+        previous_button = gr.Button("U  Back: correct a verdict", elem_id="previous", scale=1)
     status = gr.Markdown(elem_id="status")
+    correcting = gr.Textbox(visible=False, elem_id="correcting")  # image id whose verdict is being corrected
 
-    screen = [image, image_id, shown_at, progress, status, guess, comment]
+    screen = [image, image_id, shown_at, progress, status, guess, comment, correcting]
     start_button.click(start, inputs=name, outputs=[reviewer, *screen], api_name="start").then(
         None, js=BLUR_JS
     )
@@ -151,11 +189,13 @@ def review_tab(review: ReviewRound, title: str = "medicraft expert review", revi
     for verdict, button in zip(VERDICTS, verdict_buttons):
         button.click(
             rate_as(verdict),
-            inputs=[reviewer, image_id, guess, comment, shown_at],
+            inputs=[reviewer, image_id, guess, comment, shown_at, correcting],
             outputs=screen,
             api_name=f"rate_{verdict}",
             trigger_mode="once",
         )
+    previous_button.click(previous, inputs=[reviewer, image_id], outputs=screen, api_name="previous",
+                          trigger_mode="once")
     gr.HTML("", js_on_load=KEYBOARD_JS, container=False, padding=False, elem_id="review-keys")
 
 

@@ -132,6 +132,21 @@ class ReviewRound:
                 return position, self.items[image_id]
         return None
 
+    def previous_item(self, reviewer: str, before: str | None = None) -> tuple[int, ReviewItem] | None:
+        """(position, item) of the reviewer's last rated image before image `before` in their
+        order (before the end when None), to correct a verdict; None when there is none."""
+        order = self.order(reviewer)
+        end = order.index(before) if before in self.items else len(order)
+        for position in range(end - 1, -1, -1):
+            if self._rated(reviewer, order[position]):
+                return position, self.items[order[position]]
+        return None
+
+    def rating_of(self, reviewer: str, image_id: str) -> dict | None:
+        """The reviewer's current rating of an image (latest correction), or None."""
+        rid = rating_id(self.round_name, reviewer, self.items[image_id].ref)
+        return next((r for r in self.store.reviewer_ratings(reviewer) if r["rating_id"] == rid), None)
+
     def progress(self, reviewer: str) -> tuple[int, int]:
         """(rated, total) for the reviewer in this round."""
         return sum(self._rated(reviewer, i) for i in self._ids), len(self._ids)
@@ -156,14 +171,22 @@ class ReviewRound:
         origin_guess: str | None = None,
         comment: str | None = None,
         shown_at: float | None = None,
+        correction: bool = False,
     ) -> tuple[dict, bool]:
-        """Store one verdict (once); returns (stored rating, True if this call stored it)."""
+        """Store one verdict (once); returns (stored rating, True if this call stored it).
+
+        A second verdict on a rated image is ignored (a retry or a double click), unless
+        `correction=True`: then it replaces the reviewer's earlier verdict (kept on disk).
+        """
         reviewer = reviewer_pseudonym(reviewer)
         item = self.items.get(image_id)
         if item is None:
             raise ValueError(f"Image {image_id!r} is not part of round {self.round_name!r}.")
         auto_verdict = auto_score = None
-        if self.anatomy_check is not None and not self._rated(reviewer, image_id):
+        earlier = self.rating_of(reviewer, image_id) if correction else None
+        if earlier is not None:  # the check's verdict on the image does not change
+            auto_verdict, auto_score = earlier["auto_verdict"], earlier["auto_score"]
+        elif self.anatomy_check is not None and not self._rated(reviewer, image_id):
             result = self.anatomy_check(self.image(item))
             auto_verdict, auto_score = result.verdict, result.score
         rating = make_rating(
@@ -179,6 +202,8 @@ class ReviewRound:
             position=self.order(reviewer).index(image_id),
             seconds=None if not shown_at else max(0.0, time.time() - float(shown_at)),
         )
+        if correction:
+            return self.store.correct(rating), True
         return self.store.add(rating)
 
 

@@ -12,6 +12,7 @@ without a lock. Nothing is kept in memory: a crash or a closed browser loses not
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -50,6 +51,7 @@ RATING_FEATURES = Features(
         "position": Value("int32"),  # place of the image in this reviewer's order
         "seconds": Value("float32"),  # time from showing the image to the verdict
         "created_at": Value("string"),  # ISO 8601, UTC
+        "correction": Value("int32"),  # 0: the first verdict; k: the reviewer's k-th correction of it
     }
 )
 
@@ -110,6 +112,7 @@ def make_rating(
         position=position,
         seconds=None if seconds is None else float(seconds),
         created_at=created_at or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        correction=0,
     )
     return row
 
@@ -134,13 +137,39 @@ class RatingsStore:
         When the same rating id is already stored, the stored rating is returned untouched
         (first write wins), so retries and double submissions never make a duplicate.
         """
+        rating = self._checked(rating)
+        final = self.path_of(rating["rating_id"], rating["reviewer"])
+        if not self._link_new(rating, final):
+            return self._read(final), False
+        return rating, True
+
+    def correct(self, rating: Mapping) -> dict:
+        """Store a reviewer's corrected verdict for an image they rated; the latest one counts.
+
+        Corrections are new files beside the first verdict (`<rating_id>.c<k>.json`), so
+        nothing is overwritten; `ratings()` gives each rating once, in its latest version.
+        """
+        rating = self._checked(rating)
+        if not self.has(rating["rating_id"], rating["reviewer"]):
+            raise ValueError("There is no earlier verdict on this image to correct; rate it first.")
+        folder = self.directory / rating["reviewer"]
+        for k in itertools.count(1):
+            rating["correction"] = k
+            if self._link_new(rating, folder / f"{rating['rating_id']}.c{k}.json"):
+                return rating
+
+    def _checked(self, rating: Mapping) -> dict:
         rating = dict(rating)
         unknown = set(rating) - set(RATING_FEATURES)
         if unknown:
             raise ValueError(f"Unknown rating fields {sorted(unknown)}; expected {list(RATING_FEATURES)}.")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(rating.get("reviewer") or "")):
             raise ValueError(f"Reviewer {rating.get('reviewer')!r} is not a pseudonym; use reviewer_pseudonym(name).")
-        final = self.path_of(rating["rating_id"], rating["reviewer"])
+        return rating
+
+    @staticmethod
+    def _link_new(rating: dict, final: Path) -> bool:
+        """Write `rating` to `final` unless it exists: fsynced temp file, then a hard link."""
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".rating.", suffix=".tmp", dir=final.parent)
         try:
@@ -149,28 +178,30 @@ class RatingsStore:
                 f.flush()
                 os.fsync(f.fileno())
             try:
-                os.link(tmp, final)  # atomic, and fails if the rating exists
+                os.link(tmp, final)  # atomic, and fails if the file exists
             except FileExistsError:
-                return self._read(final), False
+                return False
             except OSError as err:
                 raise OSError(
-                    f"Cannot store rating in {self.directory}: this filesystem refuses hard links ({err}); "
+                    f"Cannot store rating in {final.parent}: this filesystem refuses hard links ({err}); "
                     "put the ratings folder on a local disk."
                 ) from err
             _fsync_dir(final.parent)
-            return rating, True
+            return True
         finally:
             os.unlink(tmp)
 
+    def reviewer_ratings(self, reviewer: str) -> list[dict]:
+        """One reviewer's ratings (latest correction of each), oldest first."""
+        return _latest(self._read(p) for p in (self.directory / reviewer).glob("*.json"))
+
     def ratings(self) -> list[dict]:
-        """All stored ratings, oldest first."""
-        if not self.directory.exists():
-            return []
-        rows = [self._read(p) for p in self.directory.glob("*/*.json")]
-        return sorted(rows, key=lambda r: (r["created_at"], r["rating_id"]))
+        """All stored ratings (each in its latest correction), oldest first."""
+        return _latest(self._read(p) for p in self.directory.glob("*/*.json"))
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.directory.glob("*/*.json")) if self.directory.exists() else 0
+        # First verdicts only: corrections (`*.c<k>.json`) replace, they do not add.
+        return sum(1 for p in self.directory.glob("*/*.json") if p.suffixes == [".json"])
 
     def to_dataset(self) -> Dataset:
         return ratings_to_dataset(self.ratings())
@@ -181,7 +212,19 @@ class RatingsStore:
             row = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"Unreadable rating file {path}: {err}. Move it aside and reload.") from err
-        return {name: row.get(name) for name in RATING_FEATURES}
+        row = {name: row.get(name) for name in RATING_FEATURES}
+        row["correction"] = row["correction"] or 0
+        return row
+
+
+def _latest(rows: Iterable[Mapping]) -> list[dict]:
+    """Each rating once, in its latest correction; ordered by creation time."""
+    latest = {}
+    for row in rows:
+        kept = latest.get(row["rating_id"])
+        if kept is None or (row["correction"] or 0) > (kept["correction"] or 0):
+            latest[row["rating_id"]] = dict(row)
+    return sorted(latest.values(), key=lambda r: (r["created_at"], r["rating_id"]))
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -223,18 +266,13 @@ def load_ratings(source: str | os.PathLike | Dataset, revision: str | None = Non
 def merge_ratings(sources: Iterable[str | os.PathLike | Dataset]) -> Dataset:
     """Ratings of several stores (e.g. one per reviewer or site), each rating once.
 
-    A rating present in several sources (a copied store) is kept once, the earliest.
+    A rating present in several sources (a copied store, a repo pushed to before) is kept
+    once, in its latest correction.
     """
     parts = [load_ratings(s) for s in sources]
     if not parts:
         raise ValueError("No ratings to merge: pass at least one store.")
-    rows = sorted(concatenate_datasets(parts).to_list(), key=lambda r: (r["created_at"], r["rating_id"]))
-    seen, unique = set(), []
-    for row in rows:
-        if row["rating_id"] not in seen:
-            seen.add(row["rating_id"])
-            unique.append(row)
-    return ratings_to_dataset(unique)
+    return ratings_to_dataset(_latest(concatenate_datasets(parts).to_list()))
 
 
 def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revision: str | None = None) -> str:
