@@ -143,3 +143,21 @@ def test_same_seed_same_classifier():
     b = embed_and_predict(train_classifier(images, CLASS_NAMES, SIZE, settings, seed=5), images)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert a[0].shape == (40, settings.hidden_size) and np.allclose(a[1].sum(1), 1, atol=1e-5)
+
+
+def test_pretrained_checkpoint_gets_a_new_head_and_rgb_input(tmp_path):
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from medicraft_hf.evaluation.classifier import ClassifierSettings, embed_and_predict, train_classifier
+    from medicraft_hf.evaluation.inputs import to_image_set
+
+    # A stand-in for an ImageNet checkpoint: RGB, square input, 10 labels, saved as safetensors.
+    config = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=64, num_labels=10)  # fmt: skip
+    ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    images = to_image_set(tiny_real()["train"].select(range(24)), SIZE, "real/train")
+    settings = ClassifierSettings(epochs=1, batch_size=8, model_name_or_path=str(tmp_path / "vit"))
+    model = train_classifier(images, CLASS_NAMES, SIZE, settings, seed=0)
+    assert model.config.num_labels == 4 and model.config.id2label[3] == "melanoma"
+    features, probs = embed_and_predict(model, images)
+    assert features.shape == (24, 32) and probs.shape == (24, 4)

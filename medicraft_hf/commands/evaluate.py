@@ -12,7 +12,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--synthetic", required=True, help="Synthetic dataset folder or Hub id (all splits are used).")
     parser.add_argument("--out", required=True, help="Report directory (reruns resume finished classifier runs).")
     parser.add_argument("--seeds", type=int, default=3, help="Classifier seeds per protocol (mean ± std; use >= 3).")
-    parser.add_argument("--epochs", type=float, default=8, help="Classifier training epochs.")
+    parser.add_argument("--max-steps", type=int, default=450, help="Classifier optimizer steps per run, the same for every protocol.")
+    parser.add_argument("--epochs", type=float, default=None, help="Train for this many epochs instead of --max-steps.")
     parser.add_argument("--resolution", default="64x128", help="HxW the images are evaluated at.")
     parser.add_argument("--model_name_or_path", default=None, help="Pretrained ViT checkpoint to fine-tune (default: a small ViT from config, offline).")
     parser.add_argument("--max-train-images", type=int, default=None, help="Cap real-train and synthetic images (class-stratified) for quick runs.")
@@ -30,6 +31,7 @@ def run(args) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
     settings = ClassifierSettings(
+        max_steps=args.max_steps,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

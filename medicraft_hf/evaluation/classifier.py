@@ -25,7 +25,10 @@ from medicraft_hf.evaluation.inputs import ImageSet
 class ClassifierSettings:
     """How the classifier is built and trained; defaults fit 64x128 OCT on 2 CPU cores."""
 
-    epochs: float = 8
+    # Training length: `max_steps` optimizer steps for every protocol (compute-matched, so
+    # TRSTR's larger set gets no extra budget), or `epochs` passes when set.
+    max_steps: int = 450
+    epochs: float | None = None
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
@@ -122,7 +125,8 @@ def train_classifier(
     with tempfile.TemporaryDirectory(prefix="medicraft-vit-") as output_dir:
         args = TrainingArguments(
             output_dir=output_dir,
-            num_train_epochs=settings.epochs,
+            num_train_epochs=settings.epochs or 1,
+            max_steps=settings.max_steps if settings.epochs is None else -1,
             per_device_train_batch_size=settings.batch_size,
             learning_rate=settings.learning_rate,
             weight_decay=settings.weight_decay,
