@@ -301,7 +301,7 @@ def test_sigkill_then_resume_latest_equals_uninterrupted_run(tmp_path, dataset_d
     repo_id = hub.repo_id("oct-ddpm")
     full = tmp_path / "full"
     log = run_script(base_args(dataset_dir, full, use_ema=True, class_balanced=True, push_to_hub=True,
-                               hub_model_id=repo_id))
+                               hub_model_id=repo_id, report_to="tensorboard"))
     assert "Weights identical on all 1 processes" in log
     assert [s for s, _ in checkpoints.list_checkpoints(full)] == [3, 6, 8]
 
@@ -338,12 +338,19 @@ def test_sigkill_then_resume_latest_equals_uninterrupted_run(tmp_path, dataset_d
     assert sorted(p.name for p in (full / "samples").iterdir()) == ["step_0000004.png", "step_0000008.png"]
     grid = PIL.Image.open(full / "samples" / "step_0000008.png")
     assert grid.mode == "L" and grid.height == len(CLASS_NAMES) * (H + 2)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(full / "logs" / "train_ddpm"))
+    events.Reload()
+    assert events.Tags()["images"] == ["samples"] and {"loss", "lr", "img_per_s"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Images("samples")] == [4, 8]
     card = (full / "README.md").read_text()
     assert "samples/step_0000008.png" in card and "Optimization steps: 8" in card and "healthy" in card
+    assert str(tmp_path) not in card and "Data: `tiny`" in card  # local paths stay local
     files = hub.files(repo_id)
     assert {"model_index.json", "pipeline.py", "README.md", pipe_weights, "scheduler/scheduler_config.json",
             "samples/step_0000008.png"} <= set(files)
-    assert not any(name.startswith(("checkpoint-", "logs")) or name.endswith((".bin", ".pkl")) for name in files)
+    assert not any(name.startswith(("checkpoint-", "logs", ".")) or name.endswith((".bin", ".pkl")) for name in files)
     assert hub.repo_is_private(repo_id)
     assert files[pipe_weights] == (full / pipe_weights).read_bytes()
 
@@ -417,7 +424,7 @@ def test_two_cpu_processes_keep_identical_weights_and_only_rank0_writes(tmp_path
     # (torch.save and safetensors write from C++/Rust, which Python's audit hooks do not see; the
     # per-rank RNG files are checked on disk below.)
     names = {Path(p).name for p in rank0["writes"]}
-    assert {"README.md", "step_0000004.png", "training_run.json", checkpoints.STATE_FILE} <= names
+    assert {"README.md", "step_0000004.png", ".training_run.json", checkpoints.STATE_FILE} <= names
     hub_port = hub.endpoint.rsplit(":", 1)[1].strip("/")
     assert any(hub_port in c for c in rank0["connects"]) and not any(hub_port in c for c in rank1["connects"])
     for step in (2, 4):

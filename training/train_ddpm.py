@@ -52,7 +52,9 @@ from medicraft_hf.training.data import (
 from medicraft_hf.training.validation import log_grid, sample_grid
 from medicraft_hf.unet import PRESETS, build_unet, parse_resolution
 
-RUN_FILE = "training_run.json"
+# Hidden, so that pushes (which skip hidden files) never publish local dataset paths.
+RUN_FILE = ".training_run.json"
+LEGACY_RUN_FILE = "training_run.json"  # the name before 2026-11-25; still read
 # Arguments that define a run: resuming into an output_dir with other values is an error.
 RUN_IDENTITY = (
     "dataset_name", "dataset_revision", "train_split", "class_names", "preset", "resolution", "train_batch_size",
@@ -151,7 +153,7 @@ def check_output_dir(args) -> None:
         raise ValueError(f"--output_dir {out} is a file; choose a folder.")
     if not any(out.iterdir()):
         return
-    run_file = out / RUN_FILE
+    run_file = out / RUN_FILE if (out / RUN_FILE).is_file() else out / LEGACY_RUN_FILE
     if not run_file.is_file():
         raise ValueError(f"--output_dir {out} is not empty and holds no training run ({RUN_FILE} missing); "
                          "choose a new folder or pass --overwrite_output_dir.")
@@ -180,9 +182,10 @@ def save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, s
         pipe.save_pretrained(tmp, safe_serialization=True)
         card = model_card(
             class_names=class_names, resolution=parse_resolution(args.resolution), train_steps=step,
-            dataset_name=args.dataset_name, class_counts=counts, preset=args.preset,
+            dataset_name=public_name(args.dataset_name), class_counts=counts, preset=args.preset,
             scheduler=type(pipe.scheduler).__name__, use_ema=args.use_ema, sample_grid=grid_name,
-            training_args={k: v for k, v in vars(args).items() if not k.startswith("hub_")},
+            training_args={k: public_name(v) if k in ("dataset_name", "output_dir") else v
+                           for k, v in vars(args).items() if not k.startswith("hub_")},
             model_id=args.hub_model_id,
         )
         card.save(tmp / "README.md")
@@ -202,6 +205,11 @@ def pipeline_from(accelerator, model, ema, noise_scheduler, class_names) -> OCTD
     pipe = OCTDiffusionPipeline(unet=unet, scheduler=sampling_scheduler(noise_scheduler), class_names=class_names)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def public_name(value):
+    """A local path as its last folder name: cards are shared, local paths may say too much."""
+    return Path(value).name if value and Path(value).exists() else value
 
 
 def sampling_scheduler(noise_scheduler):
