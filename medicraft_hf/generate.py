@@ -430,6 +430,8 @@ def _prepare_out(out_dir: Path, work_dir: Path, record: dict, overwrite: bool, i
     """Check the output folders belong to this run (or are new); True when it is finished."""
     from medicraft_hf.data.build import _looks_like_saved_dataset
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} is a file; --out must be a folder (new, empty, or this run's).")
     done_file = out_dir / DONE_FILE
     ours = done_file.is_file() or not out_dir.exists() or not any(out_dir.iterdir())
     if overwrite:
@@ -592,17 +594,16 @@ def generate_dataset(
 ) -> GenerationResult:
     """Generate a synthetic `DatasetDict` into `out_dir` (Hub layout), resumably.
 
-    Give `counts` (`{class: n}`), `per_class` or `balance_to` (a real dataset: fill each class up to the
-    majority). The model is `pipe`, or `model` (folder or Hub id; None = the demo model)
+    Give `counts` (`{class: n}`), `per_class`, or `balance_to` (a real dataset: fill each
+    class up to the majority). The model is `pipe`, or `model` (folder or Hub id; None = the demo model)
     loaded with `scheduler`. Under `accelerate launch` every process calls this; they
     split the work, and the main process writes the dataset, its card, and pushes it
     (private unless `private=False`). Run the same call again to resume or to retry a push.
     """
     from accelerate import PartialState
-    from tqdm.auto import tqdm
 
     state = PartialState(cpu=_use_cpu())
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
     work_dir = out_dir.with_name(out_dir.name + WORK_SUFFIX)
     if pipe is None:
         pipe = load_pipeline(model, revision=revision, scheduler=scheduler)
@@ -614,7 +615,6 @@ def generate_dataset(
     pipe.to(state.device)
     pipe.set_progress_bar_config(disable=True)
     class_names = list(pipe.class_names)
-    num_classes = len(class_names)
 
     if sum(x is not None for x in (counts, per_class, balance_to)) != 1:
         raise ValueError("Give exactly one of: counts per class (--counts), --per-class, or a dataset to balance (--balance-to).")
@@ -630,6 +630,11 @@ def generate_dataset(
     record = _run_record(settings, counts, split, anatomy_filter)
     store = ShardStore(work_dir / "shards", _work_features(class_names))
 
+    if evaluation_report is not None:
+        _evaluation_section(evaluation_report)  # a missing or foreign report fails now, not after sampling
+    if not split or not all(part.isidentifier() for part in split.split("-")):
+        raise ValueError(f"--split must be a simple name such as 'train', got {split!r}.")
+
     # The main process checks and prepares the folders first; the others then check them too.
     finished = False
     if state.is_main_process:
@@ -641,74 +646,21 @@ def generate_dataset(
     state.wait_for_everyone()
     if not state.is_main_process:
         finished = _prepare_out(out_dir, work_dir, record, False, False)
-
     if not finished:
-        planned, covered = dict(counts_by_id), {c: 0 for c in counts_by_id}
-        bar = tqdm(total=sum(counts.values()), desc="generate", unit="img", disable=not (progress and state.is_main_process))
-        while planned != covered:  # one round without the anatomy filter; more while images fail it
-            done = set(store.read_columns([INDEX_COLUMN])[INDEX_COLUMN])
-            round_plan = sorted(image_index(c, k, num_classes) for c in planned for k in range(covered[c], planned[c]))
-            buffer: list[dict] = []
-            for block in _blocks(round_plan, batch_size)[state.process_index :: state.num_processes]:
-                missing = {i for i in block if i not in done}
-                if not missing:
-                    continue
-                # The whole block is sampled even when part of it exists: same batch, same pixels.
-                rows = [row for row in sample_block(pipe, block, settings) if row[INDEX_COLUMN] in missing]
-                for row in rows:
-                    if anatomy_filter is not None:
-                        anatomy_filter.judge(row)
-                    else:
-                        row.update(accepted=True, anatomy_verdict=None, anatomy_score=None)
-                buffer += rows
-                bar.update(len(rows) * state.num_processes)
-                if len(buffer) >= flush_every:
-                    store.write(buffer)
-                    buffer = []
-            if buffer:
-                store.write(buffer)
-            state.wait_for_everyone()
-            cols = store.read_columns([INDEX_COLUMN, "accepted"])
-            accepted = Counter(i % num_classes for i, ok in zip(cols[INDEX_COLUMN], cols["accepted"])
-                               if ok and i // num_classes < planned[i % num_classes])
-            covered = planned
-            planned = _extend_plan(counts_by_id, planned, accepted)
-            if planned is None:
-                short = {class_names[c]: f"{accepted[c]}/{n}" for c, n in counts_by_id.items() if accepted[c] < n}
-                raise ValueError(
-                    f"The anatomy filter passed too few images after {MAX_CANDIDATES_PER_IMAGE} candidates per requested "
-                    f"image (passed/needed: {short}); lower --anatomy-threshold or use a better model. "
-                    f"The sampled images stay in {work_dir} for inspection.")
-        bar.close()
+        _sample_all(pipe, store, settings, counts_by_id, anatomy_filter, state, flush_every, progress)
 
     result = GenerationResult(out_dir=out_dir, counts=counts, settings=record,
                               anatomy_threshold=None if anatomy_filter is None else float(anatomy_filter.threshold))
     if not state.is_main_process:
         return result
-
-    done_file = out_dir / DONE_FILE
+    card_name = name or push_to_hub or out_dir.name
     if finished:
-        stats = _read_json(done_file)["statistics"]
+        stats = _read_json(out_dir / DONE_FILE)["statistics"]
         result.candidates, result.rejected, result.rejected_verdicts = stats["candidates"], stats["rejected"], stats["rejected_verdicts"]
-        if evaluation_report is not None:  # a card with the evaluation of this dataset
-            _rewrite_card(out_dir, result, name or push_to_hub or out_dir.name, evaluation_report)
+        if evaluation_report is not None:  # the card gains the evaluation of this dataset
+            _rewrite_card(out_dir, result, card_name, evaluation_report)
     else:
-        keep, candidates, rejected, verdicts = _select(store, counts_by_id, num_classes)
-        result.candidates = {class_names[c]: candidates[c] for c in counts_by_id}
-        result.rejected = {class_names[c]: rejected[c] for c in counts_by_id}
-        result.rejected_verdicts = dict(sorted(verdicts.items()))
-        dataset = store.load(cache_dir=work_dir / "cache")
-        position = {index: p for p, index in enumerate(dataset[INDEX_COLUMN])}
-        dataset = dataset.select([position[i] for i in keep])
-        dataset = dataset.remove_columns([c for c in dataset.column_names if c not in oct_features(class_names)])
-        dsdict = DatasetDict({split: dataset})
-        from medicraft_hf.data.build import save_dataset_dict
-
-        card = _dataset_card(dsdict, result, name or push_to_hub or out_dir.name, evaluation_report)
-        save_dataset_dict(dsdict, out_dir, card=card)
-        write_json_atomic(done_file, {"run": record, "statistics": {
-            "candidates": result.candidates, "rejected": result.rejected, "rejected_verdicts": result.rejected_verdicts}})
-        del dataset, dsdict
+        _finalize(store, result, split, card_name, evaluation_report)
         shutil.rmtree(work_dir)
 
     if push_to_hub:
@@ -717,6 +669,72 @@ def generate_dataset(
         result.pushed_commit = push_dataset_dict(out_dir, push_to_hub, private=private,
                                                  commit_message="Upload synthetic OCT dataset (medicraft generate)")
     return result
+
+
+def _sample_all(pipe, store: ShardStore, settings: GenerationSettings, counts_by_id: dict[int, int],
+                anatomy_filter: AnatomyFilter | None, state, flush_every: int, progress: bool) -> None:
+    """Sample every image this process owns that is not on disk yet, in rounds (see `_extend_plan`)."""
+    from tqdm.auto import tqdm
+
+    num_classes = len(settings.class_names)
+    planned, covered = dict(counts_by_id), {c: 0 for c in counts_by_id}
+    bar = tqdm(desc="generate", unit="img", disable=not (progress and state.is_main_process))
+    while planned != covered:  # one round without the anatomy filter; more while images fail it
+        done = set(store.read_columns([INDEX_COLUMN])[INDEX_COLUMN])
+        round_plan = sorted(image_index(c, k, num_classes) for c in planned for k in range(covered[c], planned[c]))
+        bar.total, bar.n = sum(planned.values()), len(done)
+        buffer: list[dict] = []
+        for block in _blocks(round_plan, settings.batch_size)[state.process_index :: state.num_processes]:
+            missing = {i for i in block if i not in done}
+            if not missing:
+                continue
+            # The whole block is sampled even when part of it exists: same batch, same pixels.
+            rows = [row for row in sample_block(pipe, block, settings) if row[INDEX_COLUMN] in missing]
+            for row in rows:
+                if anatomy_filter is not None:
+                    anatomy_filter.judge(row)
+                else:
+                    row.update(accepted=True, anatomy_verdict=None, anatomy_score=None)
+            buffer += rows
+            bar.update(len(rows) * state.num_processes)
+            if len(buffer) >= flush_every:
+                store.write(buffer)
+                buffer = []
+        if buffer:
+            store.write(buffer)
+        state.wait_for_everyone()
+        cols = store.read_columns([INDEX_COLUMN, "accepted"])
+        accepted = Counter(i % num_classes for i, ok in zip(cols[INDEX_COLUMN], cols["accepted"])
+                           if ok and i // num_classes < planned[i % num_classes])
+        covered, planned = planned, _extend_plan(counts_by_id, planned, accepted)
+        if planned is None:
+            short = {settings.class_names[c]: f"{accepted[c]}/{n}" for c, n in counts_by_id.items() if accepted[c] < n}
+            raise ValueError(
+                f"The anatomy filter passed too few images after {MAX_CANDIDATES_PER_IMAGE} candidates per requested "
+                f"image (passed/needed: {short}); lower --anatomy-threshold or use a better model. "
+                f"The sampled images stay in {store.directory.parent} for inspection.")
+    bar.close()
+
+
+def _finalize(store: ShardStore, result: GenerationResult, split: str, card_name: str, evaluation_report) -> None:
+    """Kept images, in index order, -> `result.out_dir` in Hub layout with a card (main process)."""
+    from medicraft_hf.data.build import save_dataset_dict
+
+    class_names = list(result.settings["settings"]["class_names"])
+    counts_by_id = {class_names.index(n): c for n, c in result.counts.items()}
+    keep, candidates, rejected, verdicts = _select(store, counts_by_id, len(class_names))
+    result.candidates = {class_names[c]: candidates[c] for c in counts_by_id}
+    result.rejected = {class_names[c]: rejected[c] for c in counts_by_id}
+    result.rejected_verdicts = dict(sorted(verdicts.items()))
+
+    dataset = store.load(cache_dir=store.directory.parent / "cache")  # memory-mapped, not in RAM
+    position = {index: p for p, index in enumerate(dataset[INDEX_COLUMN])}
+    dataset = dataset.select([position[i] for i in keep])
+    dataset = dataset.remove_columns([c for c in dataset.column_names if c not in oct_features(class_names)])
+    dsdict = DatasetDict({split: dataset})
+    save_dataset_dict(dsdict, result.out_dir, card=_dataset_card(dsdict, result, card_name, evaluation_report))
+    write_json_atomic(result.out_dir / DONE_FILE, {"run": result.settings, "statistics": {
+        "candidates": result.candidates, "rejected": result.rejected, "rejected_verdicts": result.rejected_verdicts}})
 
 
 def _rewrite_card(out_dir: Path, result: GenerationResult, name: str, evaluation_report) -> None:
