@@ -36,7 +36,7 @@ def _dataset_name(source: str) -> str:
 
 def review_round(args):
     """The `ReviewRound` these arguments describe (what `run` serves)."""
-    from medicraft_hf.review.session import ReviewRound, load_review_dataset
+    from medicraft_hf.review.session import ReviewRound, default_anatomy_check, load_review_dataset
 
     dataset = load_review_dataset(args.dataset, split=args.split, revision=args.revision)
     if args.num_images is not None:
@@ -52,7 +52,7 @@ def review_round(args):
         real_name=_dataset_name(args.real) if args.real else "real",
         round_name=args.round_name,
         seed=args.seed,
-        anatomy_check=None if args.no_anatomy_check else ReviewRound.DEFAULT_ANATOMY_CHECK,
+        anatomy_check=None if args.no_anatomy_check else default_anatomy_check,
     )
 
 

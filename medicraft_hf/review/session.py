@@ -72,8 +72,6 @@ class ReviewRound:
             report can compare them; None to skip it.
     """
 
-    DEFAULT_ANATOMY_CHECK = staticmethod(default_anatomy_check)
-
     def __init__(
         self,
         dataset: Dataset,
