@@ -96,8 +96,8 @@ def class_counts(choice: str, num_images: int, class_names: list[str]) -> dict[s
 
 
 def caption(row: dict, class_names: list[str]) -> str:
-    """Gallery caption: class and the anatomy check's verdict and plausibility score."""
-    return f"{class_names[row['label']]} · anatomy: {row['anatomy_verdict']} ({row['anatomy_score']:.2f})"
+    """Gallery caption: class · anatomy check verdict (plausibility score in [0, 1])."""
+    return f"{class_names[row['label']]} · {row['anatomy_verdict']} ({row['anatomy_score']:.2f})"
 
 
 def write_downloads(rows: list[dict], class_names: list[str], folder: Path) -> tuple[Path, Path]:
@@ -165,11 +165,12 @@ class Generator:
         if scheduler not in self._pipes:
             pipe = OCTDiffusionPipeline(self.pipe.unet, make_scheduler(scheduler, self.pipe.scheduler.config),
                                         class_names=self.class_names)
-            pipe.set_progress_bar_config(disable=True)
+            # The denoising loop's tqdm bar, which gr.Progress(track_tqdm=True) shows step by step.
+            pipe.set_progress_bar_config(desc="Denoising", leave=False)
             self._pipes[scheduler] = pipe
         return self._pipes[scheduler]
 
-    def generate(self, class_choice, num_images, seed, scheduler, steps, guidance, progress=gr.Progress()):
+    def generate(self, class_choice, num_images, seed, scheduler, steps, guidance, progress=gr.Progress(track_tqdm=True)):
         """Stream the gallery one batch at a time; the last update adds the downloads."""
         try:
             num_images, seed, scheduler, steps, guidance = check_request(num_images, seed, scheduler, steps, guidance)
@@ -196,7 +197,10 @@ class Generator:
                 yield gallery, None, f"{len(rows)}/{num_images} images…"
 
         _prune_downloads(self.work_dir)
-        downloads = write_downloads(rows, self.class_names, self.work_dir / uuid.uuid4().hex)
+        try:
+            downloads = write_downloads(rows, self.class_names, self.work_dir / uuid.uuid4().hex)
+        except ValueError as err:  # e.g. rows_to_dataset refusing two identical images
+            raise gr.Error(f"The images were made but the download could not be written: {err}") from None
         message = summary(rows, self.class_names, time.perf_counter() - start, first_s, settings)
         yield gallery, [str(p) for p in downloads], message
 
@@ -260,13 +264,14 @@ def _generate_tab(generator: Generator) -> None:
                                  label="Guidance (1 = plain class-conditional; higher follows the class more)")
             run = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Generated B-scans", columns=2, object_fit="contain", format="png",
-                                 elem_id="gallery")
+            gallery = gr.Gallery(label="Generated B-scans: class · anatomy check (plausibility 0-1)", columns=3,
+                                 height="auto", object_fit="contain", format="png", elem_id="gallery")
             status = gr.Markdown(elem_id="status")
             downloads = gr.File(label="Download the batch (zip of PNGs, parquet in the OCT schema)",
                                 file_count="multiple", elem_id="downloads")
     inputs = [class_choice, num_images, seed, scheduler, steps, guidance]
-    gr.Examples(EXAMPLES, inputs=inputs, label="Presets")
+    # Not cached: caching would run every preset at start-up.
+    gr.Examples(EXAMPLES, inputs=inputs, label="Presets", cache_examples=False)
     run.click(generator.generate, inputs=inputs, outputs=[gallery, downloads, status], api_name="generate")
 
 

@@ -70,7 +70,7 @@ def test_balanced_batch_has_right_count_size_and_downloads(client):
         image = Image.open(item["image"])
         assert image.size == (64, 32)  # (W, H) of the tiny 32x64 model
         assert image.mode == "L"
-        assert re.fullmatch(r"\w+ · anatomy: \w+ \(\d\.\d\d\)", item["caption"]), item["caption"]
+        assert re.fullmatch(r"\w+ · \w+ \(\d\.\d\d\)", item["caption"]), item["caption"]
     # 6 over 4 classes: the first two classes get the remainder.
     assert Counter(label_of(item["caption"]) for item in gallery) == {
         "healthy": 2, "nevus": 2, "nevus_fluid": 1, "melanoma": 1}
@@ -158,15 +158,11 @@ def test_examples_are_valid_requests(app):
         assert sum(app.class_counts(choice, numbers[0], list(CLASS_NAMES)).values()) == numbers[0]
 
 
-def test_queue_is_bounded(app):
-    demo = app.build_demo(model=tiny_pipeline())
-    assert demo._queue.default_concurrency_limit == app.QUEUE_CONCURRENCY == 1
-    assert demo._queue.max_size == app.QUEUE_SIZE
-
-
-def test_extra_tabs_are_added(app):
+def test_bounded_queue_and_extra_tabs(app):
     built = []
     demo = app.build_demo(model=tiny_pipeline(), extra_tabs={"Review": lambda: built.append(gr.Markdown("review"))})
+    assert demo._queue.default_concurrency_limit == app.QUEUE_CONCURRENCY == 1
+    assert demo._queue.max_size == app.QUEUE_SIZE
     tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
     assert tabs == ["Generate", "Review"] and len(built) == 1
 
