@@ -47,13 +47,6 @@ KEEP_DOWNLOADS_S = 3600
 
 ALL_CLASSES = "all classes, balanced"
 
-EXAMPLES = [
-    # class, images, seed, scheduler, steps, guidance
-    [ALL_CLASSES, 8, 0, "dpmsolver++", 25, 1.0],
-    ["melanoma", 4, 7, "dpmsolver++", 25, 2.0],
-    ["healthy", 4, 42, "unipc", 20, 1.0],
-    ["nevus_fluid", 4, 3, "ddim", 50, 1.5],
-]
 
 
 # ---------------------------------------------------------------------- pure functions
@@ -93,6 +86,21 @@ def class_counts(choice: str, num_images: int, class_names: list[str]) -> dict[s
     if choice not in class_names:
         raise ValueError(f"Unknown class {choice!r}; this model knows {class_names} or {ALL_CLASSES!r}.")
     return {choice: num_images}
+
+
+def examples(class_names: list[str]) -> list[list]:
+    """Presets (class, images, seed, scheduler, steps, guidance) for any label vocabulary.
+
+    With the default classes: all balanced, melanoma with guidance, healthy with UniPC,
+    nevus_fluid with DDIM.
+    """
+    rare, common, other = class_names[-1], class_names[0], class_names[min(2, len(class_names) - 1)]
+    return [
+        [ALL_CLASSES, 8, 0, "dpmsolver++", 25, 1.0],
+        [rare, 4, 7, "dpmsolver++", 25, 2.0],
+        [common, 4, 42, "unipc", 20, 1.0],
+        [other, 4, 3, "ddim", 50, 1.5],
+    ]
 
 
 def caption(row: dict, class_names: list[str]) -> str:
@@ -271,7 +279,7 @@ def _generate_tab(generator: Generator) -> None:
                                 file_count="multiple", elem_id="downloads")
     inputs = [class_choice, num_images, seed, scheduler, steps, guidance]
     # Not cached: caching would run every preset at start-up.
-    gr.Examples(EXAMPLES, inputs=inputs, label="Presets", cache_examples=False)
+    gr.Examples(examples(generator.class_names), inputs=inputs, label="Presets", cache_examples=False)
     run.click(generator.generate, inputs=inputs, outputs=[gallery, downloads, status], api_name="generate")
 
 

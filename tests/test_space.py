@@ -152,10 +152,13 @@ def test_class_counts(app):
         app.class_counts("drusen", 1, names)
 
 
-def test_examples_are_valid_requests(app):
-    for choice, *numbers in app.EXAMPLES:
+@pytest.mark.parametrize("class_names", [list(CLASS_NAMES), ["normal", "lesion"]])
+def test_examples_are_valid_requests(app, class_names):
+    presets = app.examples(class_names)
+    for choice, *numbers in presets:
         app.check_request(*numbers)
-        assert sum(app.class_counts(choice, numbers[0], list(CLASS_NAMES)).values()) == numbers[0]
+        assert sum(app.class_counts(choice, numbers[0], class_names).values()) == numbers[0]
+    assert {p[0] for p in presets} <= {app.ALL_CLASSES, *class_names}
 
 
 def test_bounded_queue_and_extra_tabs(app):
