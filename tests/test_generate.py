@@ -258,6 +258,14 @@ def test_anatomy_filter_regenerates_until_counts_are_met(model_dir, tmp_path):
     assert Counter(r["label"] for r in runs[0]) == {1: 4, 3: 3}
     assert all(brightness(pixels(r)).score >= threshold for r in runs[0])
 
+    # A calibration written by the review tools sets the threshold (here 0: everything passes).
+    from medicraft_hf.review.calibrate import write_calibration
+
+    calibration = write_calibration({"threshold": 0.0}, tmp_path / "calibration.json")
+    assert main(["generate", "--model", str(model_dir), "--out", str(tmp_path / "calibrated"), "--counts", "healthy=2",
+                 "--steps", "1", "--anatomy-filter", "--anatomy-calibration", str(calibration)]) == 0
+    assert "least **0.000** were kept" in (tmp_path / "calibrated" / "README.md").read_text()
+
     # The real anatomy check: untrained noise is "corrupted" (score 0), so a cut above 0 never fills.
     result = generate_dataset(tmp_path / "real0", {"healthy": 2}, model=model_dir, anatomy_filter=AnatomyFilter(0.0), **FAST)
     assert result.rejection_rate == 0.0
@@ -301,8 +309,13 @@ def test_killed_run_resumed_by_two_processes_equals_the_uninterrupted_run(model_
 # ------------------------------------------------------------------ Hub
 @pytest.mark.slow
 def test_push_1000_images_interrupted_then_retried_and_loaded_back(hub, model_dir, tmp_path, capsys):
+    """A Hub model in, a 1,000-image Hub dataset out; a failed push is retried by the same command."""
+    from medicraft_hf.hub import push_model_folder
+
+    model_repo = hub.repo_id("tiny-oct-model")
+    model_commit = push_model_folder(model_dir, model_repo, retry_wait=0)
     out, repo_id = tmp_path / "oct-synthetic", hub.repo_id("oct-synthetic")
-    command = ["generate", "--model", str(model_dir), "--out", str(out), "--per-class", "250", "--steps", "1",
+    command = ["generate", "--model", model_repo, "--out", str(out), "--per-class", "250", "--steps", "1",
                "--batch-size", "250", "--push-to-hub", repo_id]
     hub.fail_next("POST", rf"/api/datasets/{repo_id}/commit/", status=503, times=100)
     try:
@@ -322,4 +335,6 @@ def test_push_1000_images_interrupted_then_retried_and_loaded_back(hub, model_di
     assert len(loaded) == 1000 and loaded.features["label"].names == list(CLASS_NAMES)
     assert Counter(loaded["label"]) == {0: 250, 1: 250, 2: 250, 3: 250}
     assert len(set(loaded["image_id"])) == 1000 and set(loaded["source"]) == {"synthetic"}
+    # Provenance names the Hub model and the exact commit it was loaded from.
+    assert set(loaded["model_id"]) == {model_repo} and set(loaded["model_revision"]) == {model_commit}
     assert "not for diagnosis" in files["README.md"].decode()
