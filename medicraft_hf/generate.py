@@ -503,8 +503,11 @@ def _card_sections(result: GenerationResult, evaluation_report=None) -> dict[str
             "",
             "The k-th image of class c has index `k * num_classes + c`; its noise comes from "
             "`torch.Generator().manual_seed(seed)` with the row's `seed` column. Each row records its provenance "
-            "(model, revision, scheduler, steps, guidance, seed). Each image is its own pseudo-patient "
-            "(`patient_id` = `image_id`).",
+            "(model, revision, scheduler, steps, guidance, seed).",
+            "",
+            "No patient data is involved: `patient_id`, `exam_id` and `image_id` of a row are all "
+            "`synthetic-<run tag>-<index>`, one pseudo-patient per image so that patient-level splits and leakage "
+            "checks work unchanged; the split and de-identification notes above concern real datasets.",
         ]),
     }
     if result.anatomy_threshold is not None:

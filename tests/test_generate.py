@@ -277,7 +277,7 @@ def test_anatomy_filter_regenerates_until_counts_are_met(model_dir, tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumed_by_two_processes_equals_the_uninterrupted_run(model_dir, tmp_path):
     """SIGKILL mid-run, then `accelerate launch` with 2 processes finishes it: same bytes as one clean run."""
-    settings = ["--model", str(model_dir), "--per-class", "30", "--steps", "2", "--batch-size", "3", "--seed", "3"]
+    settings = ["--model", str(model_dir), "--per-class", "20", "--steps", "5", "--batch-size", "3", "--seed", "3"]
     reference = tmp_path / "reference"
     assert main(["generate", "--out", str(reference), *settings]) == 0
 
@@ -286,12 +286,12 @@ def test_killed_run_resumed_by_two_processes_equals_the_uninterrupted_run(model_
     proc = subprocess.Popen([sys.executable, "-m", "medicraft_hf.generate", "--out", str(killed), *settings,
                              "--flush-every", "3"], env=child_env(), stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and len(list(shards.glob("shard-*.parquet"))) < 3:
-        time.sleep(0.02)
+    while time.time() < deadline and proc.poll() is None and len(list(shards.glob("shard-*.parquet"))) < 2:
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    assert len(list(shards.glob("shard-*.parquet"))) >= 3 and not killed.exists()
+    assert 2 <= len(list(shards.glob("shard-*.parquet"))) < 27 and not killed.exists()  # killed mid-run
 
     # Resume: the same command, now over two CPU processes (the documented accelerate invocation).
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -299,10 +299,10 @@ def test_killed_run_resumed_by_two_processes_equals_the_uninterrupted_run(model_
               "-m", "medicraft_hf.generate", "--out", str(killed), *settings, "--flush-every", "3"]
     proc = subprocess.run(launch, env={**child_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("120 synthetic images") == 1  # only the main process finalizes and reports
+    assert proc.stdout.count("80 synthetic images") == 1  # only the main process finalizes and reports
 
     got, want = dataset_rows(killed), dataset_rows(reference)
-    assert len(got) == len(want) == 120
+    assert len(got) == len(want) == 80
     assert got == want  # every column, image bytes included: none lost, none duplicated, none changed
 
 
