@@ -43,8 +43,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--split", default="train", help="split name of the synthetic dataset")
     parser.add_argument("--anatomy-filter", action="store_true", help="keep only images passing the anatomy check")
     parser.add_argument("--anatomy-threshold", type=float, default=None,
-                        help=f"minimum anatomy score with --anatomy-filter (default {DEFAULT_ANATOMY_THRESHOLD}, "
-                        "or the calibrated one)")
+                        help=f"minimum anatomy score kept by --anatomy-filter (None: {DEFAULT_ANATOMY_THRESHOLD}, "
+                        "or the --anatomy-calibration one)")
     parser.add_argument("--anatomy-calibration", default=None, metavar="JSON",
                         help="calibration.json from `medicraft review-report --calibrate` (gives the threshold)")
     parser.add_argument("--evaluation-report", default=None, metavar="REPORT",
