@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from medicraft_hf.hub import HubPushError, is_dataset_dir, is_model_dir, push_dataset_dict, push_model_folder
-
 HELP = "push a dataset folder or a pipeline folder to the Hub (private by default)"
 
 
@@ -24,6 +22,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # Imported here so that `medicraft --help` stays fast.
+    from medicraft_hf.hub import HubPushError, is_dataset_dir, is_model_dir, push_dataset_dict, push_model_folder
+
     if "/" not in args.repo_id:
         raise ValueError(f"repo_id {args.repo_id!r} needs a namespace: <user-or-org>/<name>")
     if args.max_attempts < 1:
