@@ -8,7 +8,8 @@ is timed separately. Besides wall-clock seconds it reports the process's CPU sec
 over the same spans: on a shared, busy machine the wall clock measures the neighbours,
 while CPU seconds with OMP_NUM_THREADS=1 estimate the wall time on one idle core.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_space_first_image.py [--model DIR|HUB_ID]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_space_first_image.py [--model DIR|HUB_ID] \
+        [--screenshot docs/space_screenshot.png]
 
 Without --model it uses the embedded demo model; when that is missing it saves an
 untrained `cpu-small` UNet (the demo model's shape, so the same cost) and says so.
@@ -57,6 +58,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--model", help="pipeline folder or Hub id (default: the demo model)")
     parser.add_argument("--runs", type=int, default=3, help="generations to time after one warm-up")
     parser.add_argument("--out", help="write the numbers as JSON here")
+    parser.add_argument("--screenshot", help="also press Generate in headless Chromium and save the page here")
     args = parser.parse_args(argv)
 
     import torch
@@ -90,6 +92,8 @@ def main(argv=None) -> dict:
                 total.append(done_at)
                 first_cpu.append(first_cpu_at)
                 total_cpu.append(done_cpu_at)
+        if args.screenshot:
+            screenshot(demo.local_url, args.screenshot)
     finally:
         demo.close()
 
@@ -114,6 +118,27 @@ def main(argv=None) -> dict:
 
         write_json_atomic(args.out, result)
     return result
+
+
+def screenshot(url: str, path: str) -> None:
+    """The page after one default Generate, in Debian's headless Chromium (as tests/test_space_browser.py)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=args)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#status').innerText.includes(' images in ')",
+                               timeout=600_000)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=path, full_page=True)
+        browser.close()
+    print(f"screenshot: {path}")
 
 
 if __name__ == "__main__":
