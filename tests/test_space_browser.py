@@ -10,7 +10,7 @@ import pytest
 from tests.factories import save_tiny_pipeline
 from tests.test_space import load_space_module
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
