@@ -350,7 +350,8 @@ def test_sigkill_then_resume_latest_equals_uninterrupted_run(tmp_path, dataset_d
     files = hub.files(repo_id)
     assert {"model_index.json", "pipeline.py", "README.md", pipe_weights, "scheduler/scheduler_config.json",
             "samples/step_0000008.png"} <= set(files)
-    assert not any(name.startswith(("checkpoint-", "logs", ".")) or name.endswith((".bin", ".pkl")) for name in files)
+    assert not any(name.startswith(("checkpoint-", "logs", ".checkpoint", ".training_run"))
+                   or name.endswith((".bin", ".pkl")) for name in files), sorted(files)
     assert hub.repo_is_private(repo_id)
     assert files[pipe_weights] == (full / pipe_weights).read_bytes()
 

@@ -95,6 +95,7 @@ def load_checkpoint(accelerator, path, *, ema=None, noise_generator: torch.Gener
     """Restore what `save_checkpoint` saved; returns the saved training state."""
     from diffusers import UNet2DModel
     from diffusers.training_utils import EMAModel
+    from diffusers.utils import logging as diffusers_logging
 
     path = Path(path)
     state = json.loads((path / STATE_FILE).read_text())
@@ -107,7 +108,13 @@ def load_checkpoint(accelerator, path, *, ema=None, noise_generator: torch.Gener
     if ema is not None:
         if not (path / EMA_DIR).is_dir():
             raise FileNotFoundError(f"{path} has no EMA weights ({EMA_DIR}/); resume without --use_ema.")
-        saved = EMAModel.from_pretrained(str(path / EMA_DIR), model_cls=UNet2DModel)
+        # The EMA config carries decay/step next to the UNet's; diffusers warns about them, harmlessly.
+        verbosity = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()
+        try:
+            saved = EMAModel.from_pretrained(str(path / EMA_DIR), model_cls=UNet2DModel)
+        finally:
+            diffusers_logging.set_verbosity(verbosity)
         ema.load_state_dict(saved.state_dict())
     return state
 
