@@ -170,6 +170,22 @@ def test_bounded_queue_and_extra_tabs(app):
     assert tabs == ["Generate", "Review"] and len(built) == 1
 
 
+def test_model_comes_from_env_var_else_the_demo_model(app, tmp_path, monkeypatch):
+    from medicraft_hf.models import DEMO_MODEL_DIR
+
+    monkeypatch.setenv("MEDICRAFT_MODEL", str(save_tiny_pipeline(tmp_path / "from-env")))
+    pipe, model_id, revision = app.load_model()
+    assert model_id == "from-env" and pipe.image_size == (32, 64) and revision.startswith("sha256:")
+
+    monkeypatch.delenv("MEDICRAFT_MODEL")
+    if (DEMO_MODEL_DIR / "model_index.json").is_file():
+        pipe, model_id, _ = app.load_model()
+        assert model_id == "medicraft-hf/demo" and pipe.image_size == (64, 128)
+    else:
+        with pytest.raises(FileNotFoundError, match="demo model"):
+            app.load_model()
+
+
 # ---------------------------------------------------------------------- Space files
 def test_space_readme_is_valid_space_yaml():
     card = RepoCard.load(SPACE / "README.md", repo_type="space")
