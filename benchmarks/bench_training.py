@@ -122,9 +122,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = make_dataset(Path(tmp) / "data", parse_resolution(args.resolution), args.num_patients)
         plain, ours = [], []
-        for r in range(args.repeats):  # alternate, so drifting machine load hits both alike
-            plain.append(plain_loop(data_dir, args))
-            ours.append(script_loop(train_ddpm, data_dir, Path(tmp) / "run", args))
+        for r in range(args.repeats):  # alternate which goes first, so warm-up and drifting load hit both alike
+            if r % 2 == 0:
+                plain.append(plain_loop(data_dir, args))
+                ours.append(script_loop(train_ddpm, data_dir, Path(tmp) / "run", args))
+            else:
+                ours.append(script_loop(train_ddpm, data_dir, Path(tmp) / "run", args))
+                plain.append(plain_loop(data_dir, args))
             print(f"repeat {r}: plain {plain[-1]:.2f} img/s, train_ddpm.py {ours[-1]:.2f} img/s")
     p_med, o_med = statistics.median(plain), statistics.median(ours)
     print(f"median: plain loop {p_med:.2f} img/s, train_ddpm.py {o_med:.2f} img/s, "
