@@ -114,7 +114,7 @@ def main() -> None:
     build_total = time.perf_counter() - start
     n = len(dataset)
     build_only = build_total - rows.seconds
-    rss_build = peak_rss_mib()
+    rss_build, anon_build = peak_rss_mib(), anonymous.peak_mib
 
     start = time.perf_counter()
     dsdict = split_by_patient(dataset, seed=0)
@@ -122,7 +122,7 @@ def main() -> None:
     start = time.perf_counter()
     save_dataset_dict(dsdict, work)
     save_s = time.perf_counter() - start
-    rss_save = peak_rss_mib()
+    rss_save, anon_save = peak_rss_mib(), anonymous.peak_mib
     start = time.perf_counter()
     back = load_oct_dataset(work)
     load_s = time.perf_counter() - start
@@ -139,7 +139,8 @@ def main() -> None:
     print(f"parquet on disk: {parquet_mib:.1f} MiB; peak RSS after build: {rss_build:.0f} MiB, "
           f"after split + save: {rss_save:.0f} MiB, after load: {peak_rss_mib():.0f} MiB "
           "(RSS counts the memory-mapped Arrow pages read)")
-    print(f"peak anonymous (heap) memory over the whole run: {anonymous.peak_mib:.0f} MiB")
+    print(f"peak anonymous (heap) memory after build: {anon_build:.0f} MiB, after split + save: {anon_save:.0f} MiB, "
+          f"after load: {anonymous.peak_mib:.0f} MiB")
     if not args.out:
         shutil.rmtree(work.parent, ignore_errors=True)
 
