@@ -198,7 +198,7 @@ def markdown_report(report: dict) -> str:
     out += ["", f"![confusion matrices]({PLOTS['confusion_matrices']})", ""]
 
     f = report["fidelity"]
-    out += ["## Fidelity", "", f"In the feature space of the classifier trained on real data ({f['feature_space']}); "
+    out += ["## Fidelity", "", f"In the feature space of the classifier trained on real data: {f['feature_space']}; "
             f"precision/recall use k={f['k']} nearest-neighbour manifolds. 'real held-out' compares the real test split "
             "with real train: the value a perfect generator would reach.", "",
             "| set | n real | n synthetic | FID | KID ± SE | precision | recall |", "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -213,7 +213,9 @@ def markdown_report(report: dict) -> str:
 
     pv = report["privacy"]
     out += ["## Privacy: memorization audit", "",
-            f"Rule: {pv['rule']} (feature distance <= {pv['feature_threshold']:.4g}, SSIM >= {pv['ssim_threshold']:.3f}).", "",
+            f"Rule: {pv['rule']}, here SSIM >= {pv['ssim_threshold']:.3f}. Nearest neighbours are searched by classifier "
+            f"features and by pixels; {100 * pv['feature_closer_than_held_out_rate']:.1f}% of synthetic images are closer in "
+            f"features than 99% of held-out scans (reported only: features group a class together).", "",
             f"**Near-copies: {pv['near_copies']} of {pv['n_synthetic']} synthetic images ({100 * pv['near_copy_rate']:.1f}%).** "
             f"The same rule flags {100 * pv['held_out_false_positive_rate']:.1f}% of {pv['n_held_out']} real held-out images. "
             f"{100 * pv['closer_than_held_out_rate']:.1f}% of synthetic images are more similar to a training image than 99% of held-out scans.",
