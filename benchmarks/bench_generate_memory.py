@@ -17,12 +17,29 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class AnonPeak(threading.Thread):
+    """Peak anonymous memory (heap, tensors), sampled: RSS also counts memory-mapped files
+    (the Arrow cache `datasets` reads through mmap), which the kernel can drop at will."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak_kib = 0
+
+    def run(self):
+        while True:
+            with open("/proc/self/status") as f:
+                anon = next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+            self.peak_kib = max(self.peak_kib, anon)
+            time.sleep(0.02)
 
 
 def child(count: int, resolution: str, batch_size: int) -> None:
@@ -44,12 +61,14 @@ def child(count: int, resolution: str, batch_size: int) -> None:
     per_class, extra = divmod(count, len(CLASS_NAMES))
     counts = {name: per_class + (i < extra) for i, name in enumerate(CLASS_NAMES)}
     baseline = rss_mib()
+    anon = AnonPeak()
+    anon.start()
     start = time.perf_counter()
     generate_dataset(out, {k: v for k, v in counts.items() if v}, pipe=pipe, model="bench/attention-free",
                      num_inference_steps=1, batch_size=batch_size, progress=False)
     seconds = time.perf_counter() - start
     parquet = sum(p.stat().st_size for p in (out / "data").glob("*.parquet"))
-    print(json.dumps({"count": count, "seconds": seconds, "baseline_mib": baseline, "peak_mib": rss_mib(),
+    print(json.dumps({"count": count, "seconds": seconds, "baseline_mib": baseline, "peak_mib": rss_mib(), "peak_anon_mib": anon.peak_kib / 1024,
                       "raw_pixels_mib": count * size[0] * size[1] / 2**20, "parquet_mib": parquet / 2**20}))
 
 
@@ -64,13 +83,14 @@ def main() -> None:
         return child(args.child, args.resolution, args.batch_size)
 
     print(f"{'images':>7} {'seconds':>8} {'images/s':>9} {'RSS before':>11} {'peak RSS':>9} {'growth':>7} "
-          f"{'all pixels':>11} {'parquet':>8}   (MiB)")
+          f"{'peak anon':>10} {'all pixels':>11} {'parquet':>8}   (MiB)")
     for count in (int(c) for c in args.counts.split(",")):
         proc = subprocess.run([sys.executable, __file__, "--child", str(count), "--resolution", args.resolution,
                                "--batch-size", str(args.batch_size)], capture_output=True, text=True, check=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{count:>7} {r['seconds']:>8.1f} {count / r['seconds']:>9.1f} {r['baseline_mib']:>11.0f} "
-              f"{r['peak_mib']:>9.0f} {r['peak_mib'] - r['baseline_mib']:>7.0f} {r['raw_pixels_mib']:>11.1f} "
+              f"{r['peak_mib']:>9.0f} {r['peak_mib'] - r['baseline_mib']:>7.0f} {r['peak_anon_mib']:>10.0f} "
+              f"{r['raw_pixels_mib']:>11.1f} "
               f"{r['parquet_mib']:>8.1f}")
 
 
