@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resolution", default="64x128", help="HxW the images are evaluated at.")
     parser.add_argument("--model_name_or_path", default=None, help="Pretrained ViT checkpoint to fine-tune (default: a small ViT from config, offline).")
     parser.add_argument("--max-train-images", type=int, default=None, help="Cap real-train and synthetic images (class-stratified) for quick runs.")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--patch-size", type=int, default=None, help="ViT patch size (default: height // 8).")
     parser.add_argument("--no-anatomy", action="store_true", help="Skip the anatomy check.")
