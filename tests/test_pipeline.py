@@ -99,7 +99,8 @@ def test_save_and_from_pretrained_round_trip_offline(tmp_path, pipe, monkeypatch
     loaded = OCTDiffusionPipeline.from_pretrained(tmp_path, use_safetensors=True)
     loaded.set_progress_bar_config(disable=True)
     assert loaded.class_names == list(CLASS_NAMES) and loaded.image_size == (H, W)
-    np.testing.assert_array_equal(sample(pipe, [0, 3]).images, sample(loaded, [0, 3]).images)
+    # CPU kernels may split reductions by the threads free at the time (MKL/oneDNN): last-bit noise only.
+    np.testing.assert_allclose(sample(pipe, [0, 3]).images, sample(loaded, [0, 3]).images, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler,
@@ -110,7 +111,7 @@ def test_schedulers_swap_via_from_config(pipe, scheduler_cls):
     swapped.set_progress_bar_config(disable=True)
     out = sample(swapped, [0, 1], num_inference_steps=3).images
     assert out.shape == (2, H, W, 1) and np.isfinite(out).all()
-    np.testing.assert_array_equal(out, sample(swapped, [0, 1], num_inference_steps=3).images)
+    np.testing.assert_allclose(out, sample(swapped, [0, 1], num_inference_steps=3).images, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_plain_diffusers_loads_saved_model_without_medicraft(tmp_path, pipe):
         pipe.set_progress_bar_config(disable=True)
         out = pipe(class_labels={{"nevus": 1, "melanoma": 1}}, num_inference_steps=2,
                    generator=torch.Generator().manual_seed(0), output_type="np")
-        np.testing.assert_array_equal(out.images, np.load({str(tmp_path / "expected.npy")!r}))
+        np.testing.assert_allclose(out.images, np.load({str(tmp_path / "expected.npy")!r}), rtol=0, atol=1e-5)
         print("OK", type(pipe).__module__, out.class_labels)
     """)
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True,
