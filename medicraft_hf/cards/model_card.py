@@ -59,7 +59,7 @@ def model_card(
     counts = ""
     if class_counts:
         counts = "\n".join(f"| {i} | {c} | {class_counts.get(c, 0)} |" for i, c in enumerate(class_names))
-        counts = "\n| id | class | training images |\n|---|---|---|\n" + counts + "\n"
+        counts = "\n\n| id | class | training images |\n|---|---|---|\n" + counts + "\n\n"
     else:
         counts = "\n" + ", ".join(f"`{i}`: {c}" for i, c in enumerate(class_names)) + "\n"
     args = ""
@@ -77,7 +77,7 @@ def model_card(
 A class-conditional DDPM (`UNet2DModel` with class embeddings and a learned null class for
 classifier-free guidance) that generates grayscale OCT B-scans of {height}x{width} pixels
 (height x width), one of {len(class_names)} classes. Trained with
-[medicraft-hf](https://github.com/drfifonz/medicraft)'s `training/train_ddpm.py` on 🤗 diffusers
+medicraft-hf's (successor of [medicraft](https://github.com/drfifonz/medicraft)) `training/train_ddpm.py` on 🤗 diffusers
 and accelerate.
 
 ## Samples
