@@ -18,9 +18,13 @@ DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
 DEMO_MODEL_ID = "medicraft-hf/demo"  # how provenance columns name it
 
 # Samplers users choose by name. DPM-Solver++ is the fast default (20-25 steps).
+# Pixel-space model: the multistep solvers threshold their x0 predictions to the image range
+# [-1, 1] (dynamic thresholding); without it, early high-noise steps amplify the model's
+# errors and the images saturate to black and white (seen with the demo model).
+_THRESHOLD = {"thresholding": True, "sample_max_value": 1.0, "dynamic_thresholding_ratio": 0.995}
 SCHEDULERS = {
-    "dpmsolver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
-    "unipc": (UniPCMultistepScheduler, {}),
+    "dpmsolver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", **_THRESHOLD}),
+    "unipc": (UniPCMultistepScheduler, {"predict_x0": True, **_THRESHOLD}),
     "ddim": (DDIMScheduler, {}),
     "ddpm": (DDPMScheduler, {}),
 }
