@@ -23,6 +23,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, Value, concatenate_datasets
 
+from medicraft_hf.io import fsync_dir
 from medicraft_hf.deid import pseudonym
 from medicraft_hf.review.verdicts import normalize_origin, normalize_verdict
 
@@ -186,7 +187,7 @@ class RatingsStore:
                     f"Cannot store rating in {final.parent}: this filesystem refuses hard links ({err}); "
                     "put the ratings folder on a local disk."
                 ) from err
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             return True
         finally:
             os.unlink(tmp)
@@ -225,14 +226,6 @@ def _latest(rows: Iterable[Mapping]) -> list[dict]:
         if kept is None or (row["correction"] or 0) > (kept["correction"] or 0):
             latest[row["rating_id"]] = dict(row)
     return sorted(latest.values(), key=lambda r: (r["created_at"], r["rating_id"]))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ratings_to_dataset(rows: Iterable[Mapping]) -> Dataset:

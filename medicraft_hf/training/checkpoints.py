@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from medicraft_hf.io import write_json_atomic
+from medicraft_hf.io import fsync_dir, write_json_atomic
 
 STATE_FILE = "training_state.json"
 EMA_DIR = "unet_ema"
@@ -79,11 +79,11 @@ def save_checkpoint(accelerator, output_dir, step: int, *, ema=None, noise_gener
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_json_atomic(tmp / STATE_FILE, {**state, "global_step": step})
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():  # re-saving a step after a resume
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(output_dir)
+        fsync_dir(output_dir)
         if total_limit is not None:
             for _, old in list_checkpoints(output_dir)[:-total_limit]:
                 shutil.rmtree(old)
@@ -125,9 +125,3 @@ def _remove_partial(output_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
