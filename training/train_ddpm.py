@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, gather_object, set_seed
-from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from medicraft_hf.cards.model_card import model_card
 from medicraft_hf.hub import push_model_folder
 from medicraft_hf.io import atomic_path, write_json_atomic
+from medicraft_hf.models import DEFAULT_SCHEDULER, make_scheduler
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.training import checkpoints
 from medicraft_hf.training.data import (
@@ -214,7 +215,7 @@ def public_name(value):
 
 def sampling_scheduler(noise_scheduler):
     """The pipeline ships with DPM-Solver++: good samples in ~20 steps instead of 1000."""
-    return DPMSolverMultistepScheduler.from_config(noise_scheduler.config, algorithm_type="dpmsolver++")
+    return make_scheduler(DEFAULT_SCHEDULER, noise_scheduler.config)
 
 
 def main(argv=None):
