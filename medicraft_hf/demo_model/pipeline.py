@@ -1,0 +1,199 @@
+# This file is self-contained (torch + diffusers only) on purpose: it is copied as
+# `pipeline.py` beside every saved model, so plain diffusers can load the model with
+#   DiffusionPipeline.from_pretrained(model_dir, custom_pipeline=model_dir)
+# without medicraft_hf installed.
+"""Class-conditional DDPM pipeline for grayscale, rectangular OCT B-scans."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline, UNet2DModel
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+ClassSpec = Union[int, str, Sequence[Union[int, str]], Dict[Union[int, str], int], None]
+
+
+@dataclass
+class OCTPipelineOutput(BaseOutput):
+    """`images`: PIL list, numpy (N, H, W, 1) or torch (N, 1, H, W) in [0, 1].
+    `class_labels`: the class id of each image, in order."""
+
+    images: Union[List[PIL.Image.Image], np.ndarray, torch.Tensor]
+    class_labels: List[int]
+
+
+class OCTDiffusionPipeline(DiffusionPipeline):
+    """Generate OCT B-scans of chosen classes with a class-conditional `UNet2DModel`.
+
+    The UNet has `num_class_embeds = len(class_names) + 1`: the last embedding is the
+    learned null class used for classifier-free guidance (training drops labels to it).
+
+    Args:
+        unet: `UNet2DModel` with `in_channels=out_channels=1` and class embeddings.
+        scheduler: any diffusers scheduler (swap with `Scheduler.from_config`).
+        class_names: label vocabulary, in label-id order.
+    """
+
+    model_cpu_offload_seq = "unet"
+
+    def __init__(self, unet: UNet2DModel, scheduler, class_names: Optional[Union[List[str], str]] = None):
+        super().__init__()
+        num_embeds = unet.config.num_class_embeds
+        if num_embeds is None or num_embeds < 2:
+            raise ValueError("The UNet must be class-conditional (num_class_embeds = classes + 1 null class).")
+        if class_names is None:
+            class_names = [str(i) for i in range(num_embeds - 1)]
+        if isinstance(class_names, str):  # as stored in model_index.json
+            class_names = json.loads(class_names)
+        class_names = list(class_names)
+        if len(class_names) != num_embeds - 1:
+            raise ValueError(
+                f"{len(class_names)} class names {class_names} do not match the UNet's "
+                f"{num_embeds} class embeddings (classes + 1 null class)."
+            )
+        self.register_modules(unet=unet, scheduler=scheduler)
+        # One JSON string, not a list: diffusers reads every list in model_index.json as a
+        # (library, class) component, which breaks from_pretrained from the Hub.
+        self.register_to_config(class_names=json.dumps(class_names))
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def class_names(self) -> List[str]:
+        names = self.config.class_names
+        return json.loads(names) if isinstance(names, str) else list(names)
+
+    @property
+    def null_class_id(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_size(self) -> tuple:
+        size = self.unet.config.sample_size
+        return (size, size) if isinstance(size, int) else tuple(size)
+
+    def class_id(self, label: Union[int, str]) -> int:
+        """A class name or id as an id, with a clear error for unknown classes."""
+        names = self.class_names
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            if 0 <= int(label) < len(names):
+                return int(label)
+            raise ValueError(f"Class id {label} is out of range; this model has classes 0..{len(names) - 1}: {names}.")
+        if isinstance(label, str):
+            if label in names:
+                return names.index(label)
+            if label.isdigit() and int(label) < len(names):
+                return int(label)
+            raise ValueError(f"Unknown class {label!r}; this model knows {names}.")
+        raise ValueError(f"A class must be a name or an id, got {label!r}.")
+
+    def expand_classes(self, class_labels: ClassSpec) -> List[int]:
+        """Labels as a flat list of ids: one label, a list, or {class: count}."""
+        if class_labels is None:
+            return list(range(len(self.class_names)))
+        if isinstance(class_labels, dict):
+            ids = []
+            for label, count in class_labels.items():
+                if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+                    raise ValueError(f"Count for class {label!r} must be a non-negative integer, got {count!r}.")
+                ids += [self.class_id(label)] * int(count)
+            return ids
+        if isinstance(class_labels, (str, int, np.integer)):
+            return [self.class_id(class_labels)]
+        return [self.class_id(label) for label in class_labels]
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def __call__(
+        self,
+        class_labels: ClassSpec = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 1.0,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        latents: Optional[torch.Tensor] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> Union[OCTPipelineOutput, tuple]:
+        """Sample images.
+
+        Args:
+            class_labels: a class name or id, a list of them (one image each), or a dict
+                `{class: count}`. `None` gives one image per class.
+            num_inference_steps: denoising steps of the scheduler.
+            guidance_scale: classifier-free guidance weight; 1.0 is plain conditional
+                sampling, larger values follow the class more strongly.
+            generator: a `torch.Generator`, or one per image for per-image reproducibility.
+            latents: initial noise (N, 1, H, W), overriding `generator` for the start.
+            output_type: "pil", "np" or "pt".
+        """
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
+        ids = self.expand_classes(class_labels)
+        batch = len(ids)
+        if batch == 0:
+            raise ValueError("No images requested: give at least one class label or a positive count.")
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"Got {len(generator)} generators for {batch} images; pass one per image or one in all.")
+
+        height, width = self.image_size
+        shape = (batch, self.unet.config.in_channels, height, width)
+        dtype = self.unet.dtype
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=self.device, dtype=dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents have shape {tuple(latents.shape)}, expected {shape}.")
+        latents = latents.to(self.device, dtype) * self.scheduler.init_noise_sigma
+
+        labels = torch.tensor(ids, device=self.device, dtype=torch.long)
+        use_cfg = guidance_scale != 1.0
+        if use_cfg:
+            labels = torch.cat([labels, torch.full_like(labels, self.null_class_id)])
+
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        step_kwargs = {}
+        if "generator" in _step_params(self.scheduler):
+            step_kwargs["generator"] = generator
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_input = torch.cat([latents, latents]) if use_cfg else latents
+            model_input = self.scheduler.scale_model_input(model_input, t)
+            output = self.unet(model_input, t, class_labels=labels).sample
+            if use_cfg:
+                cond, uncond = output.chunk(2)
+                output = uncond + guidance_scale * (cond - uncond)
+            latents = self.scheduler.step(output, t, latents, **step_kwargs).prev_sample
+
+        images = (latents / 2 + 0.5).clamp(0, 1).float()
+        if output_type == "pt":
+            out = images.cpu()
+        else:
+            out = images.cpu().permute(0, 2, 3, 1).numpy()
+            if output_type == "pil":
+                out = [PIL.Image.fromarray(np.round(a[..., 0] * 255).astype(np.uint8), mode="L") for a in out]
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (out, ids)
+        return OCTPipelineOutput(images=out, class_labels=ids)
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], *args, **kwargs):
+        """Save as usual, plus this file as `pipeline.py` for plain-diffusers loading."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        shutil.copyfile(os.path.abspath(__file__), os.path.join(save_directory, "pipeline.py"))
+
+
+def _step_params(scheduler) -> set:
+    import inspect
+
+    return set(inspect.signature(scheduler.step).parameters)
