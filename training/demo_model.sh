@@ -17,6 +17,6 @@ OMP_WAIT_POLICY=PASSIVE .venv/bin/accelerate launch --num_processes 1 --num_mach
   --report_to tensorboard --output_dir "$OUT/demo-train" --resume_from_checkpoint latest
 
 # Evaluation on the phantom's patient-held-out test split.
-.venv/bin/medicraft generate --model "$OUT/demo-train" --out "$OUT/demo-eval/synthetic" --per-class 100 --seed 0
+.venv/bin/medicraft generate --model "$OUT/demo-train" --out "$OUT/demo-eval/synthetic" --per-class 60 --seed 0
 .venv/bin/medicraft evaluate --real "$OUT/phantom-64x128" --synthetic "$OUT/demo-eval/synthetic" \
   --out "$OUT/demo-eval/report" --seeds 3
