@@ -6,14 +6,14 @@ images of a run asking for fewer. Image i is sampled with its own `torch.Generat
 seeded with `image_seed(seed, i)` (stored in the `seed` column); it draws the initial
 noise and any sampler noise, so no image depends on which others share its batch.
 
-Exactness. Work is cut into blocks of `batch_size` consecutive images of the plan, and
-each block is one pipeline call. Processes (`accelerate launch`) take blocks round-robin
-and a restart redoes only blocks that are not on disk, so a run gives bit-identical
-images whatever the number of processes and however often it is killed and resumed.
-The batch size itself is a setting of the run, like the seed: CPU and GPU kernels sum
-in a different order for different batch shapes, which moves pixel values by about
-1e-4 (on [0, 1]) and so flips the 8-bit rounding of a few pixels by one grey level
-(measured and tested in tests/test_generate.py).
+Exactness. The images not on disk yet are cut into blocks of `batch_size`, each one
+pipeline call; processes (`accelerate launch`) take blocks round-robin, and a restart
+samples only what is missing. The pipeline runs batch-invariant
+(`OCTDiffusionPipeline(batch_invariant=True)`): the UNet sees one image per call, with
+kernels whose sums do not depend on the thread count, so an image's bytes depend only on
+the model, the settings and its index, never on the batch size, the number of processes or
+their threads (tested bit for bit in tests/test_generate.py). The price on 2 CPU cores is
+about 1.4x the time of batched sampling (benchmarks/bench_sampling.py).
 
 Resumability. Finished images go to parquet shards in `<out>.partial/` as they are made
 (`medicraft_hf.shards`, atomic); the shards are the state. When every image is done,
@@ -203,7 +203,6 @@ class GenerationSettings:
     num_inference_steps: int
     guidance_scale: float
     seed: int
-    batch_size: int
     class_names: tuple[str, ...]
     image_size: tuple[int, int]
 
@@ -222,11 +221,16 @@ def _model_id_of_pipe(pipe) -> str:
     return DEMO_MODEL_ID if Path(source).resolve() == DEMO_MODEL_DIR.resolve() else model_id_of(source)
 
 
-def settings_of(pipe, *, model_id, model_revision, num_inference_steps, guidance_scale, seed, batch_size) -> GenerationSettings:
-    if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1:
-        raise ValueError(f"--steps must be a positive integer, got {num_inference_steps!r}.")
+def check_batch_size(batch_size) -> int:
+    """Images per pipeline call: memory and speed only (images do not depend on it)."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"--batch-size must be a positive integer, got {batch_size!r}.")
+    return batch_size
+
+
+def settings_of(pipe, *, model_id, model_revision, num_inference_steps, guidance_scale, seed) -> GenerationSettings:
+    if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1:
+        raise ValueError(f"--steps must be a positive integer, got {num_inference_steps!r}.")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {seed!r}.")
     if not math.isfinite(float(guidance_scale)) or guidance_scale < 0:
@@ -238,7 +242,6 @@ def settings_of(pipe, *, model_id, model_revision, num_inference_steps, guidance
         num_inference_steps=num_inference_steps,
         guidance_scale=float(guidance_scale),
         seed=seed,
-        batch_size=batch_size,
         class_names=tuple(pipe.class_names),
         image_size=tuple(pipe.image_size),
     )
@@ -257,6 +260,7 @@ def sample_block(pipe: OCTDiffusionPipeline, indices: Sequence[int], settings: G
         guidance_scale=settings.guidance_scale,
         generator=generators,
         output_type="pil",
+        batch_invariant=True,
     )
     rows = []
     for index, label, image, s in zip(indices, out.class_labels, out.images, seeds):
@@ -301,22 +305,17 @@ def generate_images(
     """Rows of synthetic images in the OCT schema, made batch by batch (nothing held back).
 
     `counts` is `{class: number}`; rows come in global-index order. `start_index` skips
-    that many images of the plan (to continue an interrupted stream; the skipped images'
-    batch is still computed whole, so the rest is identical). Each row also carries its
-    global `index` (not a schema column; `rows_to_dataset` rejects it, drop it first).
+    that many images of the plan (to continue an interrupted stream). Each row also carries
+    its global `index` (not a schema column; `rows_to_dataset` rejects it, drop it first).
     """
     counts = check_counts(counts, pipe.class_names)
     settings = settings_of(pipe, model_id=model_id, model_revision=model_revision, num_inference_steps=num_inference_steps,
-                           guidance_scale=guidance_scale, seed=seed, batch_size=batch_size)
+                           guidance_scale=guidance_scale, seed=seed)
     plan = plan_indices(counts, pipe.class_names)
-    if not isinstance(start_index, int) or not 0 <= start_index <= len(plan):
+    if not isinstance(start_index, int) or isinstance(start_index, bool) or not 0 <= start_index <= len(plan):
         raise ValueError(f"start_index must be in 0..{len(plan)}, got {start_index!r}.")
-    for b, block in enumerate(_blocks(plan, batch_size)):
-        first = b * batch_size
-        if first + len(block) <= start_index:
-            continue
-        rows = sample_block(pipe, block, settings)
-        yield from rows[max(0, start_index - first):]
+    for block in _blocks(plan[start_index:], check_batch_size(batch_size)):
+        yield from sample_block(pipe, block, settings)
 
 
 # ---------------------------------------------------------------------------- anatomy filter
@@ -497,7 +496,6 @@ def _card_sections(result: GenerationResult, evaluation_report=None) -> dict[str
             f"| steps | {s['num_inference_steps']} |",
             f"| guidance scale | {s['guidance_scale']} |",
             f"| base seed | {s['seed']} |",
-            f"| batch size | {s['batch_size']} |",
             f"| image size (H x W) | {s['image_size'][0]} x {s['image_size'][1]} |",
             f"| images per class | {requested} |",
             "",
@@ -632,7 +630,8 @@ def generate_dataset(
     if not isinstance(flush_every, int) or flush_every < 1:
         raise ValueError(f"flush_every must be a positive integer, got {flush_every!r}.")
     settings = settings_of(pipe, model_id=model_id, model_revision=model_revision, num_inference_steps=num_inference_steps,
-                           guidance_scale=guidance_scale, seed=seed, batch_size=batch_size)
+                           guidance_scale=guidance_scale, seed=seed)
+    check_batch_size(batch_size)
     record = _run_record(settings, counts, split, anatomy_filter)
     store = ShardStore(work_dir / "shards", _work_features(class_names))
 
@@ -653,7 +652,7 @@ def generate_dataset(
     if not state.is_main_process:
         finished = _prepare_out(out_dir, work_dir, record, False, False)
     if not finished:
-        _sample_all(pipe, store, settings, counts_by_id, anatomy_filter, state, flush_every, progress)
+        _sample_all(pipe, store, settings, counts_by_id, anatomy_filter, state, batch_size, flush_every, progress)
 
     result = GenerationResult(out_dir=out_dir, counts=counts, settings=record,
                               anatomy_threshold=None if anatomy_filter is None else float(anatomy_filter.threshold))
@@ -678,7 +677,8 @@ def generate_dataset(
 
 
 def _sample_all(pipe, store: ShardStore, settings: GenerationSettings, counts_by_id: dict[int, int],
-                anatomy_filter: AnatomyFilter | None, state, flush_every: int, progress: bool) -> None:
+                anatomy_filter: AnatomyFilter | None, state, batch_size: int, flush_every: int,
+                progress: bool) -> None:
     """Sample every image this process owns that is not on disk yet, in rounds (see `_extend_plan`)."""
     from tqdm.auto import tqdm
 
@@ -690,12 +690,9 @@ def _sample_all(pipe, store: ShardStore, settings: GenerationSettings, counts_by
         round_plan = sorted(image_index(c, k, num_classes) for c in planned for k in range(covered[c], planned[c]))
         bar.total, bar.n = sum(planned.values()), len(done)
         buffer: list[dict] = []
-        for block in _blocks(round_plan, settings.batch_size)[state.process_index :: state.num_processes]:
-            missing = {i for i in block if i not in done}
-            if not missing:
-                continue
-            # The whole block is sampled even when part of it exists: same batch, same pixels.
-            rows = [row for row in sample_block(pipe, block, settings) if row[INDEX_COLUMN] in missing]
+        todo = [i for i in round_plan if i not in done]
+        for block in _blocks(todo, batch_size)[state.process_index :: state.num_processes]:
+            rows = sample_block(pipe, block, settings)
             for row in rows:
                 if anatomy_filter is not None:
                     anatomy_filter.judge(row)
