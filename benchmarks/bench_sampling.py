@@ -1,4 +1,4 @@
-"""Sampling speed: the default fast sampler (DPM-Solver++) against 1000-step DDPM, one run.
+"""Sampling speed: the default fast sampler (SDE DPM-Solver++) against 1000-step DDPM, one run.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_sampling.py [--batch-size 8] [--model DIR]
 
@@ -20,7 +20,7 @@ import time
 import torch
 from diffusers import DDPMScheduler
 
-from medicraft_hf.generate import DEFAULT_STEPS
+from medicraft_hf.sampling_defaults import DEFAULT_STEPS
 from medicraft_hf.models import DEFAULT_SCHEDULER, DEMO_MODEL_DIR, load_pipeline, make_scheduler
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.schema import CLASS_NAMES
@@ -39,14 +39,16 @@ def benchmark_pipeline(model: str | None) -> tuple[OCTDiffusionPipeline, str]:
     return pipe, "cpu-small UNet, random weights"
 
 
-def seconds_per_batch(pipe, scheduler: str, steps: int, batch_size: int, repeats: int) -> float:
+def seconds_per_batch(pipe, scheduler: str, steps: int, batch_size: int, repeats: int,
+                      batch_invariant: bool = False) -> float:
     pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
     labels = [i % len(pipe.class_names) for i in range(batch_size)]
     times = []
     for r in range(repeats):
         generators = [torch.Generator().manual_seed(1000 * r + i) for i in range(batch_size)]
         start = time.perf_counter()
-        pipe(class_labels=labels, num_inference_steps=steps, generator=generators, output_type="np")
+        pipe(class_labels=labels, num_inference_steps=steps, generator=generators, output_type="np",
+             batch_invariant=batch_invariant)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -70,9 +72,10 @@ def main() -> None:
     seconds_per_batch(pipe, DEFAULT_SCHEDULER, 2, args.batch_size, 1)  # warm-up (allocations, kernels)
 
     # Alternate the two samplers so that a change of machine load hits both alike.
-    fast, ddpm = [], []
+    fast, ddpm, exact = [], [], []
     for _ in range(args.repeats):
         fast.append(seconds_per_batch(pipe, DEFAULT_SCHEDULER, args.steps, args.batch_size, 1))
+        exact.append(seconds_per_batch(pipe, DEFAULT_SCHEDULER, args.steps, args.batch_size, 1, batch_invariant=True))
         ddpm.append(seconds_per_batch(pipe, "ddpm", args.ddpm_timed_steps, args.batch_size, 1) * DDPM_STEPS / args.ddpm_timed_steps)
     ratios = [d / f for f, d in zip(fast, ddpm)]
     note = "" if args.ddpm_timed_steps == DDPM_STEPS else f" (scaled from {args.ddpm_timed_steps} timed steps)"
@@ -81,6 +84,10 @@ def main() -> None:
     print(f"{'ddpm':>12} {DDPM_STEPS:>4} steps: {ddpm_s:8.2f} s/batch  {args.batch_size / ddpm_s:8.4f} images/s{note}")
     print(f"speed-up: {statistics.median(ratios):.1f}x, median of {len(ratios)} alternating rounds "
           f"({', '.join(f'{r:.1f}' for r in ratios)}); target >= 40x")
+    # `medicraft generate` samples batch-invariant (exact for any batch size / process count).
+    costs = [e / f for f, e in zip(fast, exact)]
+    print(f"batch-invariant {DEFAULT_SCHEDULER} (as `medicraft generate` runs): {statistics.median(exact):.2f} s/batch, "
+          f"{statistics.median(costs):.2f}x the batched time ({', '.join(f'{c:.2f}' for c in costs)})")
 
 if __name__ == "__main__":
     main()

@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
     client = Client(demo.local_url, verbose=False)
     startup_s = time.perf_counter() - start
 
-    request = (app.ALL_CLASSES, 8, 0, "dpmsolver++", 25, 1.0)
+    request = (app.ALL_CLASSES, 8, 0, app.DEFAULT_SCHEDULER, 25, 1.0)
     first, total, first_cpu, total_cpu = [], [], [], []
     try:
         for run in range(args.runs + 1):  # run 0 warms up (first-call allocations, lazy imports)

@@ -41,7 +41,15 @@ import torch
 from datasets import DatasetDict, Features, Value
 
 from medicraft_hf.io import write_json_atomic
-from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS, load_pipeline, make_scheduler, model_id_of
+from medicraft_hf.models import SCHEDULERS, load_pipeline, make_scheduler, model_id_of
+from medicraft_hf.sampling_defaults import (
+    DEFAULT_ANATOMY_THRESHOLD,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_SCHEDULER,
+    DEFAULT_STEPS,
+    FLUSH_EVERY,
+)
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.schema import class_names_of, empty_row, oct_features
 from medicraft_hf.shards import INDEX_COLUMN, ShardStore
@@ -50,13 +58,8 @@ logger = logging.getLogger(__name__)
 
 # DPM-Solver++ (2M) is converged at about 20 steps: 50x fewer UNet calls than the original
 # project's 1000-step DDPM (benchmarks/bench_sampling.py measures the speed-up).
-DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE_SCALE = 1.0  # plain conditional sampling; > 1 follows the class more strongly
-DEFAULT_BATCH_SIZE = 8
-DEFAULT_ANATOMY_THRESHOLD = 0.5
 # Anatomy filter: give up on a class after this many candidates per image asked for.
 MAX_CANDIDATES_PER_IMAGE = 10
-FLUSH_EVERY = 64  # images per working shard: what a kill can cost at most, per process
 
 WORK_SUFFIX = ".partial"  # <out>.partial/: shards and run.json while the run is unfinished
 RUN_FILE = "run.json"

@@ -12,6 +12,7 @@ from diffusers import (
 )
 
 from medicraft_hf.pipeline import OCTDiffusionPipeline
+from medicraft_hf.sampling_defaults import DEFAULT_SCHEDULER, SCHEDULER_NAMES  # noqa: F401 (re-exported)
 
 # The small model trained on the phantom that ships inside the package (issue: demo model).
 DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
@@ -32,7 +33,7 @@ SCHEDULERS = {
     "ddim": (DDIMScheduler, {}),
     "ddpm": (DDPMScheduler, {}),
 }
-DEFAULT_SCHEDULER = "sde-dpmsolver++"
+assert tuple(SCHEDULERS) == SCHEDULER_NAMES  # the CLI offers the names without importing diffusers
 
 
 def make_scheduler(name: str, config):

@@ -96,8 +96,8 @@ def examples(class_names: list[str]) -> list[list]:
     """
     rare, common, other = class_names[-1], class_names[0], class_names[min(2, len(class_names) - 1)]
     return [
-        [ALL_CLASSES, 8, 0, "dpmsolver++", 25, 1.0],
-        [rare, 4, 7, "dpmsolver++", 25, 2.0],
+        [ALL_CLASSES, 8, 0, DEFAULT_SCHEDULER, 25, 1.0],
+        [rare, 4, 7, DEFAULT_SCHEDULER, 25, 2.0],
         [common, 4, 42, "unipc", 20, 1.0],
         [other, 4, 3, "ddim", 50, 1.5],
     ]

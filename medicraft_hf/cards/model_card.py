@@ -87,7 +87,7 @@ and accelerate.
 ```python
 from medicraft_hf.models import load_pipeline
 
-pipe = load_pipeline("<this folder or repo id>", scheduler="dpmsolver++")
+pipe = load_pipeline("<this folder or repo id>", scheduler="sde-dpmsolver++")
 images = pipe(class_labels={{"{class_names[0]}": 4}}, num_inference_steps=25).images
 ```
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import sys
 
-from medicraft_hf.generate import (
+from medicraft_hf.sampling_defaults import (
     DEFAULT_ANATOMY_THRESHOLD,
     DEFAULT_BATCH_SIZE,
     DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_SCHEDULER,
     DEFAULT_STEPS,
     FLUSH_EVERY,
-    AnatomyFilter,
-    generate_dataset,
-    parse_counts,
+    SCHEDULER_NAMES,
 )
-from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS
 
 HELP = "generate a class-balanced synthetic dataset (resumable, multi-process, optional Hub push)"
 
@@ -35,10 +33,10 @@ def add_arguments(parser) -> None:
     how.add_argument("--counts", metavar="NAME=N,...", help="images per class, e.g. nevus=50,melanoma=200")
     how.add_argument("--balance-to", metavar="DATASET", help="real dataset (folder or Hub id): fill classes up to the majority")
     parser.add_argument("--balance-split", default="train", help="split of --balance-to to count")
-    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS), help="sampler")
+    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=SCHEDULER_NAMES, help="sampler")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
     parser.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE, help="classifier-free guidance")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per pipeline call (a run setting)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per pipeline call (memory and speed only: images do not depend on it)")
     parser.add_argument("--seed", type=int, default=0, help="base seed; image i uses a seed derived from (seed, i)")
     parser.add_argument("--split", default="train", help="split name of the synthetic dataset")
     parser.add_argument("--anatomy-filter", action="store_true", help="keep only images passing the anatomy check")
@@ -57,7 +55,9 @@ def add_arguments(parser) -> None:
                         help="images per working shard (the most a kill can lose, per process)")
 
 
-def anatomy_filter_of(args) -> AnatomyFilter | None:
+def anatomy_filter_of(args):
+    from medicraft_hf.generate import AnatomyFilter
+
     if not args.anatomy_filter:
         if args.anatomy_threshold is not None or args.anatomy_calibration is not None:
             raise ValueError("--anatomy-threshold and --anatomy-calibration need --anatomy-filter.")
@@ -70,6 +70,7 @@ def anatomy_filter_of(args) -> AnatomyFilter | None:
 
 
 def run(args) -> int:
+    from medicraft_hf.generate import generate_dataset, parse_counts
     from medicraft_hf.hub import HubPushError
 
     counts = parse_counts(args.counts) if args.counts is not None else None
