@@ -11,15 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from medicraft_hf.sampling_defaults import (
-    DEFAULT_ANATOMY_THRESHOLD,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_GUIDANCE_SCALE,
-    DEFAULT_SCHEDULER,
-    DEFAULT_STEPS,
-    FLUSH_EVERY,
-    SCHEDULER_NAMES,
-)
+from medicraft_hf import sampling_defaults as defaults
 
 HELP = "generate a class-balanced synthetic dataset (resumable, multi-process, optional Hub push)"
 
@@ -33,15 +25,16 @@ def add_arguments(parser) -> None:
     how.add_argument("--counts", metavar="NAME=N,...", help="images per class, e.g. nevus=50,melanoma=200")
     how.add_argument("--balance-to", metavar="DATASET", help="real dataset (folder or Hub id): fill classes up to the majority")
     parser.add_argument("--balance-split", default="train", help="split of --balance-to to count")
-    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=SCHEDULER_NAMES, help="sampler")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
-    parser.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE, help="classifier-free guidance")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per pipeline call (memory and speed only: images do not depend on it)")
+    parser.add_argument("--scheduler", default=defaults.DEFAULT_SCHEDULER, choices=defaults.SCHEDULER_NAMES, help="sampler")
+    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS, help="denoising steps")
+    parser.add_argument("--guidance-scale", type=float, default=defaults.DEFAULT_GUIDANCE_SCALE, help="classifier-free guidance")
+    parser.add_argument("--batch-size", type=int, default=defaults.DEFAULT_BATCH_SIZE,
+                        help="images per pipeline call (memory and speed only: images do not depend on it)")
     parser.add_argument("--seed", type=int, default=0, help="base seed; image i uses a seed derived from (seed, i)")
     parser.add_argument("--split", default="train", help="split name of the synthetic dataset")
     parser.add_argument("--anatomy-filter", action="store_true", help="keep only images passing the anatomy check")
     parser.add_argument("--anatomy-threshold", type=float, default=None,
-                        help=f"minimum anatomy score kept by --anatomy-filter (None: {DEFAULT_ANATOMY_THRESHOLD}, "
+                        help=f"minimum anatomy score kept by --anatomy-filter (None: {defaults.DEFAULT_ANATOMY_THRESHOLD}, "
                         "or the --anatomy-calibration one)")
     parser.add_argument("--anatomy-calibration", default=None, metavar="JSON",
                         help="calibration.json from `medicraft review-report --calibrate` (gives the threshold)")
@@ -51,7 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="discard an earlier run in --out")
     parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="push the dataset to this Hub dataset repo")
     parser.add_argument("--public", action="store_true", help="create the Hub repo public (default: private)")
-    parser.add_argument("--flush-every", type=int, default=FLUSH_EVERY,
+    parser.add_argument("--flush-every", type=int, default=defaults.FLUSH_EVERY,
                         help="images per working shard (the most a kill can lose, per process)")
 
 
@@ -66,7 +59,7 @@ def anatomy_filter_of(args):
         raise ValueError("Give --anatomy-threshold or --anatomy-calibration, not both.")
     if args.anatomy_calibration is not None:
         return AnatomyFilter.from_calibration(args.anatomy_calibration)
-    return AnatomyFilter(DEFAULT_ANATOMY_THRESHOLD if args.anatomy_threshold is None else args.anatomy_threshold)
+    return AnatomyFilter(defaults.DEFAULT_ANATOMY_THRESHOLD if args.anatomy_threshold is None else args.anatomy_threshold)
 
 
 def run(args) -> int:
