@@ -12,8 +12,9 @@ samples only what is missing. The pipeline runs batch-invariant
 (`OCTDiffusionPipeline(batch_invariant=True)`): the UNet sees one image per call, with
 kernels whose sums do not depend on the thread count, so an image's bytes depend only on
 the model, the settings and its index, never on the batch size, the number of processes or
-their threads (tested bit for bit in tests/test_generate.py). The price on 2 CPU cores is
-about 1.4x the time of batched sampling (benchmarks/bench_sampling.py).
+their threads (tested bit for bit in tests/test_generate.py). On CPU, the images of a
+batch run side by side, one thread each; benchmarks/bench_sampling.py prints the cost
+against batched sampling.
 
 Resumability. Finished images go to parquet shards in `<out>.partial/` as they are made
 (`medicraft_hf.shards`, atomic); the shards are the state. When every image is done,

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -198,7 +199,21 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         if not one_at_a_time:
             return self.unet(x, t, class_labels=labels).sample
         # Kernels pick their blocking (and so their summation order) by batch shape.
-        return torch.cat([self.unet(x[i : i + 1], t, class_labels=labels[i : i + 1]).sample for i in range(len(x))])
+        def one(i: int) -> torch.Tensor:
+            with torch.no_grad():  # grad mode is per thread: the pool's threads need it too
+                return self.unet(x[i : i + 1], t, class_labels=labels[i : i + 1]).sample
+
+        threads = torch.get_num_threads()
+        if x.device.type != "cpu" or threads == 1 or len(x) == 1:
+            return torch.cat([one(i) for i in range(len(x))])
+        # On CPU one small image keeps several threads poorly busy: run images side by side,
+        # one thread each (the kernels used here give the same bits with any thread count).
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(min(threads, len(x))) as pool:
+                return torch.cat(list(pool.map(one, range(len(x)))))
+        finally:
+            torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: Union[str, os.PathLike], *args, **kwargs):
