@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -121,6 +123,7 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         latents: Optional[torch.Tensor] = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        batch_invariant: bool = False,
     ) -> Union[OCTPipelineOutput, tuple]:
         """Sample images.
 
@@ -133,6 +136,11 @@ class OCTDiffusionPipeline(DiffusionPipeline):
             generator: a `torch.Generator`, or one per image for per-image reproducibility.
             latents: initial noise (N, 1, H, W), overriding `generator` for the start.
             output_type: "pil", "np" or "pt".
+            batch_invariant: make each image's pixels independent of the batch it is in and of
+                the thread count (slower): the UNet sees one image per call, with the kernels
+                whose summation order depends on the thread count switched off (see
+                `batch_invariant_kernels`). Datasets use it so any batch size or number of
+                processes gives the same bytes.
         """
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
@@ -165,14 +173,15 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         step_kwargs = {}
         if "generator" in _step_params(self.scheduler):
             step_kwargs["generator"] = generator
-        for t in self.progress_bar(self.scheduler.timesteps):
-            model_input = torch.cat([latents, latents]) if use_cfg else latents
-            model_input = self.scheduler.scale_model_input(model_input, t)
-            output = self.unet(model_input, t, class_labels=labels).sample
-            if use_cfg:
-                cond, uncond = output.chunk(2)
-                output = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(output, t, latents, **step_kwargs).prev_sample
+        with batch_invariant_kernels(batch_invariant):
+            for t in self.progress_bar(self.scheduler.timesteps):
+                model_input = torch.cat([latents, latents]) if use_cfg else latents
+                model_input = self.scheduler.scale_model_input(model_input, t)
+                output = self._predict(model_input, t, labels, batch_invariant)
+                if use_cfg:
+                    cond, uncond = output.chunk(2)
+                    output = uncond + guidance_scale * (cond - uncond)
+                latents = self.scheduler.step(output, t, latents, **step_kwargs).prev_sample
 
         images = (latents / 2 + 0.5).clamp(0, 1).float()
         if output_type == "pt":
@@ -186,11 +195,52 @@ class OCTDiffusionPipeline(DiffusionPipeline):
             return (out, ids)
         return OCTPipelineOutput(images=out, class_labels=ids)
 
+    def _predict(self, x: torch.Tensor, t, labels: torch.Tensor, one_at_a_time: bool) -> torch.Tensor:
+        if not one_at_a_time:
+            return self.unet(x, t, class_labels=labels).sample
+        # Kernels pick their blocking (and so their summation order) by batch shape.
+        def one(i: int) -> torch.Tensor:
+            with torch.no_grad():  # grad mode is per thread: the pool's threads need it too
+                return self.unet(x[i : i + 1], t, class_labels=labels[i : i + 1]).sample
+
+        threads = torch.get_num_threads()
+        if x.device.type != "cpu" or threads == 1 or len(x) == 1:
+            return torch.cat([one(i) for i in range(len(x))])
+        # On CPU one small image keeps several threads poorly busy: run images side by side,
+        # one thread each (the kernels used here give the same bits with any thread count).
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(min(threads, len(x))) as pool:
+                return torch.cat(list(pool.map(one, range(len(x)))))
+        finally:
+            torch.set_num_threads(threads)
+
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: Union[str, os.PathLike], *args, **kwargs):
         """Save as usual, plus this file as `pipeline.py` for plain-diffusers loading."""
         super().save_pretrained(save_directory, *args, **kwargs)
         shutil.copyfile(os.path.abspath(__file__), os.path.join(save_directory, "pipeline.py"))
+
+
+@contextlib.contextmanager
+def batch_invariant_kernels(enabled: bool = True):
+    """Kernels whose results do not depend on the thread count (CPU) or on autotuning (CUDA).
+
+    oneDNN convolutions split their sums by thread, so 1 and 2 threads differ in the last
+    bits; PyTorch's own CPU convolution does not (measured: identical images with 1 and 2
+    threads). On CUDA, cuDNN is asked for deterministic algorithms and no benchmarking.
+    """
+    if not enabled:
+        yield
+        return
+    mkldnn = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # (its `flags()` context warns about TF32 on every CPU)
+    try:
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True,
+                                        allow_tf32=False):
+            yield
+    finally:
+        torch.backends.mkldnn.enabled = mkldnn
 
 
 def _step_params(scheduler) -> set:
