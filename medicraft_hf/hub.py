@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
-from datasets import DatasetDict, load_dataset
+from datasets import DatasetDict
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from medicraft_hf.data.load import load_oct_dataset
+from medicraft_hf.data.load import load_dataset_folder, load_oct_dataset
 from medicraft_hf.data.split import check_no_patient_leakage
 from medicraft_hf.schema import check_schema
 
@@ -153,7 +153,7 @@ def _load_local_dataset_dict(local_dir: Path, oct_schema: bool) -> DatasetDict:
         )
     if oct_schema:
         return load_oct_dataset(local_dir)  # checks schema, label order and patient leakage
-    dsdict = load_dataset(str(local_dir))
+    dsdict = load_dataset_folder(local_dir)
     return dsdict if isinstance(dsdict, DatasetDict) else DatasetDict({"train": dsdict})
 
 

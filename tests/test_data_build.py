@@ -150,8 +150,12 @@ def test_save_load_roundtrip_keeps_custom_label_order(tmp_path):
     train_zeta = sum(1 for label in dsdict["train"]["label"] if label == 0)
     assert f"| 0: `zeta` | {train_zeta} |" in text
 
-    # Saving again over a saved dataset is allowed; over anything else it is refused.
-    save_dataset_dict(dsdict, out)
+    # Saving again over a saved dataset is allowed, and loading then gives the new rows (not
+    # the `datasets` cache of the folder's first contents); over anything else it is refused.
+    other = build_dataset_dict(phantomish_rows(18, 2, class_names=names), names, seed=4)
+    assert other["test"]["image_id"] != dsdict["test"]["image_id"]
+    save_dataset_dict(other, out)
+    assert load_oct_dataset(out)["test"]["image_id"] == other["test"]["image_id"]
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not a saved dataset"):

@@ -22,8 +22,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     # Heavy imports here so that `medicraft --help` stays fast.
-    from datasets import load_dataset
-
+    from medicraft_hf.data.load import load_dataset_folder
     from medicraft_hf.evaluation.anatomy import check_anatomy
     from medicraft_hf.generate import generate_dataset
     from medicraft_hf.sampling_defaults import DEFAULT_STEPS
@@ -38,7 +37,7 @@ def run(args) -> int:
                               num_inference_steps=args.steps or DEFAULT_STEPS, name="oct-synthetic-demo")
     print(result.summary())
 
-    train = load_dataset(str(out / "synthetic"), split="train")
+    train = load_dataset_folder(out / "synthetic", split="train")
     names = class_names_of(train)
     labels = train["label"]
     per_row = min(args.grid_per_class, args.per_class)

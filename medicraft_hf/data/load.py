@@ -11,6 +11,16 @@ from medicraft_hf.data.split import check_no_patient_leakage
 from medicraft_hf.schema import check_schema
 
 
+def load_dataset_folder(path: str | os.PathLike, **kwargs):
+    """`load_dataset` on a local folder, read afresh.
+
+    `datasets` caches a local folder under its name and may hand back an earlier dataset
+    of the same folder after it was regenerated (seen: `medicraft demo` run twice gave the
+    first run's images); re-preparing the Arrow cache costs a second per 10k small images.
+    """
+    return load_dataset(str(path), download_mode="force_redownload", **kwargs)
+
+
 def load_oct_dataset(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> DatasetDict:
     """A `DatasetDict` from a local folder (Hub layout or `save_to_disk`) or a Hub repo id.
 
@@ -24,7 +34,7 @@ def load_oct_dataset(path_or_repo_id: str | os.PathLike, revision: str | None = 
         if (path / "dataset_dict.json").is_file():
             dsdict = load_from_disk(str(path))
         elif (path / "README.md").is_file() or (path / "data").is_dir():
-            dsdict = load_dataset(str(path))
+            dsdict = load_dataset_folder(path)
         else:
             raise FileNotFoundError(f"{path} holds no saved dataset (no README.md or data/); build one with `medicraft build`.")
     elif str(path_or_repo_id).count("/") == 1 and not str(path_or_repo_id).startswith((".", "/")):

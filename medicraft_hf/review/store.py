@@ -246,12 +246,14 @@ def load_ratings(source: str | os.PathLike | Dataset, revision: str | None = Non
         return RatingsStore(path).to_dataset()
     import datasets
 
+    from medicraft_hf.data.load import load_dataset_folder
+
     is_hub_id = str(source).count("/") == 1 and not str(source).startswith((".", "/", "~"))
     if not path.exists() and not is_hub_id:
         raise FileNotFoundError(f"No ratings folder or dataset at {source}: pass a ratings folder or a Hub id 'org/name'.")
     if path.exists() and not path.is_dir():
         raise FileNotFoundError(f"{source} is a file; pass the ratings folder.")
-    loaded = datasets.load_dataset(str(source), revision=revision)
+    loaded = load_dataset_folder(path) if path.exists() else datasets.load_dataset(str(source), revision=revision)
     dataset = concatenate_datasets(list(loaded.values())) if isinstance(loaded, DatasetDict) else loaded
     return load_ratings(dataset)
 

@@ -57,7 +57,7 @@ def _load_dataset_dict(name: str, revision: str | None) -> DatasetDict:
             try:  # the data engineer's loader checks the OCT schema when it is there
                 from medicraft_hf.data.load import load_oct_dataset
             except ImportError:
-                ds = datasets.load_dataset(str(path))
+                ds = datasets.load_dataset(str(path), download_mode="force_redownload")  # fresh, not a stale cache
             else:
                 ds = load_oct_dataset(str(path))
     else:
