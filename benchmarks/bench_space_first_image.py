@@ -1,7 +1,7 @@
 """Time to first image in the Space on CPU, measured the way a visitor sees it.
 
 Launches space/app.py on 127.0.0.1, presses Generate through gradio_client (the app's
-defaults: all classes balanced, 8 images, DPM-Solver++ 25 steps, guidance 1) and records
+defaults: all classes balanced, 8 images, SDE DPM-Solver++ 25 steps, guidance 1) and records
 when the first batch reaches the client (the gallery streams one batch at a time) and
 when the whole batch and its downloads are done. Start-up (imports, model load, launch)
 is timed separately. Besides wall-clock seconds it reports the process's CPU seconds
