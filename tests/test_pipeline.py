@@ -172,3 +172,15 @@ def test_pil_images_decode_back_to_the_same_pixels(pipe, tmp_path):
     image = sample(pipe, "healthy", output_type="pil").images[0]
     image.save(tmp_path / "a.png")
     assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "a.png")), np.asarray(image))
+
+
+def test_embedded_demo_model_carries_the_current_pipeline_file():
+    """Plain diffusers loads the demo model through the `pipeline.py` saved beside it."""
+    from pathlib import Path
+
+    import medicraft_hf.pipeline
+    from medicraft_hf.models import DEMO_MODEL_DIR
+
+    shipped = (DEMO_MODEL_DIR / "pipeline.py").read_text()
+    assert shipped == Path(medicraft_hf.pipeline.__file__).read_text(), (
+        "medicraft_hf/demo_model/pipeline.py is stale: copy medicraft_hf/pipeline.py over it")

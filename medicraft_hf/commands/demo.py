@@ -25,8 +25,8 @@ def run(args) -> int:
     from medicraft_hf.data.load import load_dataset_folder
     from medicraft_hf.evaluation.anatomy import check_anatomy
     from medicraft_hf.generate import generate_dataset
-    from medicraft_hf.sampling_defaults import DEFAULT_STEPS
     from medicraft_hf.io import atomic_path, write_json_atomic
+    from medicraft_hf.sampling_defaults import DEFAULT_STEPS
     from medicraft_hf.schema import class_names_of
     from medicraft_hf.training.validation import tile
 

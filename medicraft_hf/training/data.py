@@ -54,12 +54,9 @@ def _load_dataset_dict(name: str, revision: str | None) -> DatasetDict:
         elif _is_class_folder_tree(path):
             ds = datasets.load_dataset("imagefolder", data_dir=str(path))
         else:
-            try:  # the data engineer's loader checks the OCT schema when it is there
-                from medicraft_hf.data.load import load_oct_dataset
-            except ImportError:
-                ds = datasets.load_dataset(str(path), download_mode="force_redownload")  # fresh, not a stale cache
-            else:
-                ds = load_oct_dataset(str(path))
+            from medicraft_hf.data.load import load_oct_dataset  # checks the OCT schema, reads afresh
+
+            ds = load_oct_dataset(str(path))
     else:
         ds = datasets.load_dataset(name, revision=revision)
     if isinstance(ds, Dataset):
