@@ -59,3 +59,22 @@ def build_unet(num_classes: int, preset: str = "cpu-small", resolution=None) -> 
         num_class_embeds=num_classes + 1,
         norm_num_groups=min(8, widths[0]),
     )
+
+
+def unet_from_pipeline(source, class_names: Sequence[str], resolution, revision: str | None = None) -> UNet2DModel:
+    """The UNet of a saved pipeline (folder or Hub id), to start training from its weights.
+
+    Fine-tuning keeps the architecture, so the classes (in label order) and the resolution of
+    the new run must be the saved model's.
+    """
+    from medicraft_hf.models import load_pipeline  # models imports the pipeline (diffusers), only needed here
+
+    pipe = load_pipeline(source, revision=revision)
+    if list(pipe.class_names) != list(class_names):
+        raise ValueError(f"--init_from {source} was trained on classes {list(pipe.class_names)}, the dataset has "
+                         f"{list(class_names)}; pass --class_names in the model's order or train from scratch.")
+    if tuple(pipe.image_size) != tuple(parse_resolution(resolution)):
+        h, w = pipe.image_size
+        raise ValueError(f"--init_from {source} makes {h}x{w} images, the run asks for {resolution}; "
+                         f"pass --resolution {h}x{w}.")
+    return pipe.unet

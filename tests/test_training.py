@@ -233,6 +233,25 @@ def test_output_dir_of_another_run_is_refused(tmp_path, dataset_dir):
     assert [s for s, _ in checkpoints.list_checkpoints(out)] == [1]
 
 
+def test_init_from_starts_from_a_saved_pipeline_and_refuses_another_shape(tmp_path, dataset_dir):
+    first = tmp_path / "eps"
+    train_ddpm.main(base_args(dataset_dir, first, max_train_steps=2, gradient_accumulation_steps=1, use_ema=True))
+    # A new run from those weights with another objective; lr 0 leaves the weights as loaded.
+    second = tmp_path / "v"
+    train_ddpm.main(base_args(dataset_dir, second, init_from=first, prediction_type="v_prediction", learning_rate=0,
+                              max_train_steps=1, gradient_accumulation_steps=1, use_ema=True))
+    assert_same_tensors(load_file(first / "unet" / "diffusion_pytorch_model.safetensors"),
+                        load_file(second / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert json.loads((second / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
+    assert str(first) not in (second / "README.md").read_text()  # local paths stay out of the card
+
+    with pytest.raises(ValueError, match=r"was trained on classes \['healthy', 'nevus', 'nevus_fluid', 'melanoma'\]"):
+        train_ddpm.main(base_args(dataset_dir, tmp_path / "c", init_from=first, class_names="healthy,nevus"))
+    with pytest.raises(ValueError, match="makes 32x64 images, the run asks for 16x32; pass --resolution 32x64"):
+        train_ddpm.main(base_args(dataset_dir, tmp_path / "r", init_from=first, resolution="16x32"))
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()  # refused before writing
+
+
 def test_cli_prints_one_clean_error_line(tmp_path, dataset_dir):
     result = subprocess.run([sys.executable, str(SCRIPT), *base_args(dataset_dir, tmp_path / "o",
                                                                       class_names="drusen")],

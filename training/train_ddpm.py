@@ -51,7 +51,7 @@ from medicraft_hf.training.data import (
     with_training_transform,
 )
 from medicraft_hf.training.validation import log_grid, sample_grid
-from medicraft_hf.unet import PRESETS, build_unet, parse_resolution
+from medicraft_hf.unet import PRESETS, build_unet, parse_resolution, unet_from_pipeline
 
 # Hidden, so that pushes (which skip hidden files) never publish local dataset paths.
 RUN_FILE = ".training_run.json"
@@ -61,7 +61,7 @@ RUN_IDENTITY = (
     "dataset_name", "dataset_revision", "train_split", "class_names", "preset", "resolution", "train_batch_size",
     "gradient_accumulation_steps", "learning_rate", "lr_scheduler", "lr_warmup_steps", "adam_beta1", "adam_beta2",
     "adam_weight_decay", "adam_epsilon", "max_grad_norm", "use_ema", "ema_inv_gamma", "ema_power", "ema_max_decay",
-    "cfg_dropout_prob", "class_balanced", "ddpm_num_steps", "ddpm_beta_schedule", "prediction_type", "seed",
+    "cfg_dropout_prob", "class_balanced", "init_from", "ddpm_num_steps", "ddpm_beta_schedule", "prediction_type", "seed",
 )
 
 
@@ -87,6 +87,9 @@ def parse_args(argv=None):
     # model
     p.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS), help="UNet size.")
     p.add_argument("--resolution", default=None, help="HxW, e.g. 64x128 (default: the preset's).")
+    p.add_argument("--init_from", default=None,
+                   help="Start from the UNet weights of a saved pipeline (folder or Hub id), e.g. to fine-tune the "
+                        "demo model on your data or to switch --prediction_type; --preset is then ignored.")
     p.add_argument("--ddpm_num_steps", type=int, default=1000)
     p.add_argument("--ddpm_beta_schedule", default="squaredcos_cap_v2")
     p.add_argument("--prediction_type", default="epsilon", choices=["epsilon", "v_prediction"])
@@ -185,7 +188,7 @@ def save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, s
             class_names=class_names, resolution=parse_resolution(args.resolution), train_steps=step,
             dataset_name=public_name(args.dataset_name), class_counts=counts, preset=args.preset,
             scheduler=type(pipe.scheduler).__name__, use_ema=args.use_ema, sample_grid=grid_name,
-            training_args={k: public_name(v) if k in ("dataset_name", "output_dir") else v
+            training_args={k: public_name(v) if k in ("dataset_name", "output_dir", "init_from") else v
                            for k, v in vars(args).items() if not k.startswith("hub_")},
             model_id=args.hub_model_id,
         )
@@ -238,6 +241,8 @@ def main(argv=None):
     args.class_names = class_names
     counts = validate_training_dataset(train_ds, class_names, resolution, args.dataset_name)
     class_counts = {name: counts.get(i, 0) for i, name in enumerate(class_names)}
+    # A starting model of another shape fails here too, before anything is written.
+    init_unet = unet_from_pipeline(args.init_from, class_names, args.resolution) if args.init_from else None
     check_output_dir(args)
     if args.overwrite_output_dir and accelerator.is_main_process:
         for _, path in checkpoints.list_checkpoints(output_dir):
@@ -256,7 +261,10 @@ def main(argv=None):
 
     # ---- model, noise schedule, optimizer
     set_seed(args.seed)
-    model = build_unet(len(class_names), preset=args.preset, resolution=resolution)
+    if init_unet is not None:
+        model = init_unet.train()
+    else:
+        model = build_unet(len(class_names), preset=args.preset, resolution=resolution)
     null_class_id = len(class_names)
     noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
                                     prediction_type=args.prediction_type)
