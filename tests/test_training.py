@@ -235,7 +235,8 @@ def test_output_dir_of_another_run_is_refused(tmp_path, dataset_dir):
 
 def test_init_from_starts_from_a_saved_pipeline_and_refuses_another_shape(tmp_path, dataset_dir):
     first = tmp_path / "eps"
-    train_ddpm.main(base_args(dataset_dir, first, max_train_steps=2, gradient_accumulation_steps=1, use_ema=True))
+    train_ddpm.main(base_args(dataset_dir, first, max_train_steps=2, gradient_accumulation_steps=1, use_ema=True,
+                              prediction_type="epsilon"))
     # A new run from those weights with another objective; lr 0 leaves the weights as loaded.
     second = tmp_path / "v"
     train_ddpm.main(base_args(dataset_dir, second, init_from=first, prediction_type="v_prediction", learning_rate=0,

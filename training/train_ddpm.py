@@ -92,7 +92,9 @@ def parse_args(argv=None):
                         "demo model on your data or to switch --prediction_type; --preset is then ignored.")
     p.add_argument("--ddpm_num_steps", type=int, default=1000)
     p.add_argument("--ddpm_beta_schedule", default="squaredcos_cap_v2")
-    p.add_argument("--prediction_type", default="epsilon", choices=["epsilon", "v_prediction"])
+    # v: well posed at the schedule's zero-SNR end, where epsilon's clean-image estimate divides by ~0
+    # (see training/README.md); epsilon is kept for older runs.
+    p.add_argument("--prediction_type", default="v_prediction", choices=["epsilon", "v_prediction"])
     p.add_argument("--cfg_dropout_prob", type=float, default=0.1,
                    help="Probability of replacing a label by the null class (classifier-free guidance).")
     # optimization
