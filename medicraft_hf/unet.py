@@ -77,4 +77,8 @@ def unet_from_pipeline(source, class_names: Sequence[str], resolution, revision:
         h, w = pipe.image_size
         raise ValueError(f"--init_from {source} makes {h}x{w} images, the run asks for {resolution}; "
                          f"pass --resolution {h}x{w}.")
-    return pipe.unet
+    # A fresh module from the config: the loaded one remembers where it came from
+    # (`_name_or_path`), a local path that would be written into the new model's config.
+    unet = UNet2DModel.from_config({k: v for k, v in pipe.unet.config.items() if k != "_name_or_path"})
+    unet.load_state_dict(pipe.unet.state_dict())
+    return unet

@@ -244,7 +244,8 @@ def test_init_from_starts_from_a_saved_pipeline_and_refuses_another_shape(tmp_pa
     assert_same_tensors(load_file(first / "unet" / "diffusion_pytorch_model.safetensors"),
                         load_file(second / "unet" / "diffusion_pytorch_model.safetensors"))
     assert json.loads((second / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
-    assert str(first) not in (second / "README.md").read_text()  # local paths stay out of the card
+    for saved in ("README.md", "unet/config.json", "model_index.json"):  # local paths stay out of the model
+        assert str(first) not in (second / saved).read_text(), saved
 
     with pytest.raises(ValueError, match=r"was trained on classes \['healthy', 'nevus', 'nevus_fluid', 'melanoma'\]"):
         train_ddpm.main(base_args(dataset_dir, tmp_path / "c", init_from=first, class_names="healthy,nevus"))
