@@ -61,7 +61,7 @@ def build_unet(num_classes: int, preset: str = "cpu-small", resolution=None) -> 
     )
 
 
-def unet_from_pipeline(source, class_names: Sequence[str], resolution, revision: str | None = None) -> UNet2DModel:
+def unet_from_pipeline(source, class_names: Sequence[str], resolution) -> UNet2DModel:
     """The UNet of a saved pipeline (folder or Hub id), to start training from its weights.
 
     Fine-tuning keeps the architecture, so the classes (in label order) and the resolution of
@@ -69,7 +69,7 @@ def unet_from_pipeline(source, class_names: Sequence[str], resolution, revision:
     """
     from medicraft_hf.models import load_pipeline  # models imports the pipeline (diffusers), only needed here
 
-    pipe = load_pipeline(source, revision=revision)
+    pipe = load_pipeline(source)
     if list(pipe.class_names) != list(class_names):
         raise ValueError(f"--init_from {source} was trained on classes {list(pipe.class_names)}, the dataset has "
                          f"{list(class_names)}; pass --class_names in the model's order or train from scratch.")

@@ -246,6 +246,7 @@ def test_init_from_starts_from_a_saved_pipeline_and_refuses_another_shape(tmp_pa
     assert json.loads((second / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
     for saved in ("README.md", "unet/config.json", "model_index.json"):  # local paths stay out of the model
         assert str(first) not in (second / saved).read_text(), saved
+    assert "- UNet: fine-tuned from `eps`" in (second / "README.md").read_text()
 
     with pytest.raises(ValueError, match=r"was trained on classes \['healthy', 'nevus', 'nevus_fluid', 'melanoma'\]"):
         train_ddpm.main(base_args(dataset_dir, tmp_path / "c", init_from=first, class_names="healthy,nevus"))

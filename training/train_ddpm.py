@@ -189,6 +189,7 @@ def save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, s
         card = model_card(
             class_names=class_names, resolution=parse_resolution(args.resolution), train_steps=step,
             dataset_name=public_name(args.dataset_name), class_counts=counts, preset=args.preset,
+            init_from=public_name(args.init_from) if args.init_from else None,
             scheduler=type(pipe.scheduler).__name__, use_ema=args.use_ema, sample_grid=grid_name,
             training_args={k: public_name(v) if k in ("dataset_name", "output_dir", "init_from") else v
                            for k, v in vars(args).items() if not k.startswith("hub_")},

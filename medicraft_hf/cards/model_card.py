@@ -30,6 +30,7 @@ def model_card(
     dataset_name: str,
     class_counts: Mapping[str, int] | None = None,
     preset: str | None = None,
+    init_from: str | None = None,
     scheduler: str | None = None,
     use_ema: bool = True,
     training_args: Mapping | None = None,
@@ -42,6 +43,7 @@ def model_card(
     """A `ModelCard` for a class-conditional OCT DDPM.
 
     `sample_grid` is a path relative to the model folder (e.g. "samples/step_1000.png").
+    `init_from` names the model the weights started from (its architecture replaces `preset`).
     `evaluation` and `expert_review` are Markdown sections others fill in later
     (`medicraft evaluate`, `medicraft review-report`); left out, the card says they are pending.
     """
@@ -67,6 +69,7 @@ def model_card(
         args = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(training_args.items()) if v is not None)
         args = "\n<details><summary>All training arguments</summary>\n\n| argument | value |\n|---|---|\n" \
                + args + "\n\n</details>\n"
+    unet = f"fine-tuned from `{init_from}`" if init_from else f"preset `{preset}`"
     grid = f"\n![Samples, one row per class]({sample_grid})\n" if sample_grid else "\nNo sample grid yet.\n"
     content = f"""---
 {data.to_yaml()}
@@ -108,7 +111,7 @@ pipe = DiffusionPipeline.from_pretrained("<folder>", custom_pipeline="<folder>",
 - Data: `{dataset_name}`
 - Classes (label id order):{counts}
 - Resolution: {height}x{width} (HxW), grayscale
-- UNet preset: `{preset}`
+- UNet: {unet}
 - Optimization steps: {train_steps}
 - Weights: {"exponential moving average (EMA) of the training weights" if use_ema else "the training weights (no EMA)"}
 - Default sampler: `{scheduler}`
