@@ -34,10 +34,17 @@ if [ "$V_STEPS" -gt 0 ]; then
   MODEL="$OUT/demo-v"
 fi
 
-# Evaluation on the phantom's patient-held-out test split. Two 1-thread processes use 2 CPU
-# cores better than one (batch-invariant sampling); the images are the same either way.
-ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 .venv/bin/accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
-  --mixed_precision no --dynamo_backend no -m medicraft_hf.generate --model "$MODEL" \
-  --out "$OUT/demo-eval/synthetic" --per-class 150 --seed 0
-.venv/bin/medicraft evaluate --real "$OUT/phantom-64x128" --synthetic "$OUT/demo-eval/synthetic" \
-  --out "$OUT/demo-eval/report" --seeds 3
+# Evaluation on the phantom's patient-held-out test split: a class-balanced set (150 per class)
+# and one with the real training split's size and class mix (804/600/300/300), so TSTR and TRTR
+# train on the same counts. Two 1-thread processes use 2 CPU cores better than one
+# (batch-invariant sampling); the images are the same either way.
+generate_and_evaluate() {  # name, then the counts arguments of medicraft generate
+  local name=$1; shift
+  ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 .venv/bin/accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
+    --mixed_precision no --dynamo_backend no -m medicraft_hf.generate --model "$MODEL" \
+    --out "$OUT/demo-eval/synthetic-$name" --seed 0 "$@"
+  .venv/bin/medicraft evaluate --real "$OUT/phantom-64x128" --synthetic "$OUT/demo-eval/synthetic-$name" \
+    --out "$OUT/demo-eval/report-$name" --seeds 3
+}
+generate_and_evaluate balanced --per-class 150
+generate_and_evaluate realmix --counts healthy=804,nevus=600,nevus_fluid=300,melanoma=300
