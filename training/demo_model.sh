@@ -38,13 +38,13 @@ fi
 # and one with the real training split's size and class mix (804/600/300/300), so TSTR and TRTR
 # train on the same counts. Two 1-thread processes use 2 CPU cores better than one
 # (batch-invariant sampling); the images are the same either way.
-generate_and_evaluate() {  # name, then the counts arguments of medicraft generate
-  local name=$1; shift
+generate_and_evaluate() {  # name, classifier seeds, then the counts arguments of medicraft generate
+  local name=$1 seeds=$2; shift 2
   ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 .venv/bin/accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
     --mixed_precision no --dynamo_backend no -m medicraft_hf.generate --model "$MODEL" \
     --out "$OUT/demo-eval/synthetic-$name" --seed 0 "$@"
   .venv/bin/medicraft evaluate --real "$OUT/phantom-64x128" --synthetic "$OUT/demo-eval/synthetic-$name" \
-    --out "$OUT/demo-eval/report-$name" --seeds 3
+    --out "$OUT/demo-eval/report-$name" --seeds "$seeds"
 }
-generate_and_evaluate balanced --per-class 150
-generate_and_evaluate realmix --counts healthy=804,nevus=600,nevus_fluid=300,melanoma=300
+generate_and_evaluate balanced 3 --per-class 150
+generate_and_evaluate realmix 5 --counts healthy=804,nevus=600,nevus_fluid=300,melanoma=300
