@@ -55,7 +55,9 @@ def oct_features(class_names: Sequence[str] = CLASS_NAMES) -> Features:
             "eye": Value("string"),  # "OD" / "OS" / None
             "plane_deg": Value("float32"),  # radial plane angle, None when unknown
             "source": Value("string"),  # one of SOURCES
-            # Stable, de-identified row id (used for duplicates, reviews and audits).
+            # Stable, de-identified row id (used for duplicates, reviews and audits): `img-<pixel
+            # hash>` for built rows, `phantom-s<seed>-<patient>-<plane>`, `synthetic-<run tag>-<index>`
+            # (the tag hashes the generation settings); see cards.dataset_card.IMAGE_ID_FORMS.
             "image_id": Value("string"),
             # Phantom ground truth (JSON: fovea, surfaces, lesion extent); None otherwise.
             "ground_truth": Value("string"),

@@ -1,4 +1,4 @@
-"""Input files the data tests write themselves: Kermany tree, manifest, Zeiss .img, OCT DICOM."""
+"""Input files the data tests write themselves: class folders, Kermany tree, manifest, Zeiss .img, OCT DICOM."""
 
 from __future__ import annotations
 
@@ -32,6 +32,19 @@ def kermany_tree(root: Path, patients_per_class: int = 4, images_per_patient: in
                 path = root / split / cls / f"{cls}-{patient}-{n + 1}.jpeg"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(bscan(seed)).save(path, quality=95)
+                seed += 1
+    return root
+
+
+def class_folders(root: Path, classes=("healthy", "melanoma"), patients_per_class: int = 10, images_per_patient: int = 3,
+                  name: str = "{cls}-{patient}-{n}.png", seed: int = 5000) -> Path:
+    """`<root>/<class>/<file>` PNGs, each patient's images named by `name` (default `<class>-<patient>-<n>.png`)."""
+    for c, cls in enumerate(classes):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for p in range(patients_per_class):
+            patient = f"{2000000 + 100 * c + p}"
+            for n in range(images_per_patient):
+                Image.fromarray(bscan(seed)).save(root / cls / name.format(cls=cls, patient=patient, n=n + 1))
                 seed += 1
     return root
 

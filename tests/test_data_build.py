@@ -14,7 +14,7 @@ from medicraft_hf.cards.dataset_card import dataset_card
 from medicraft_hf.data.build import build_dataset_dict, rows_to_dataset, save_dataset_dict
 from medicraft_hf.data.images import load_image, read_image
 from medicraft_hf.data.load import load_oct_dataset
-from medicraft_hf.data.problems import InvalidInputError, Problems
+from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problems
 from medicraft_hf.data.split import check_no_patient_leakage, split_by_patient
 from medicraft_hf.schema import oct_features
 from tests.data_inputs import bscan
@@ -121,11 +121,30 @@ def test_rows_without_patient_are_own_patients_and_card_warns():
     rows = phantomish_rows(8, 1)
     for row in rows:
         row["patient_id"] = None
+    with pytest.raises(MissingPatientIdError, match=r"8 of 8 image\(s\) have no patient id(.|\n)*split_by=\"image\""):
+        split_by_patient(rows_to_dataset(rows), fractions={"train": 0.5, "test": 0.5})  # never by image unasked
     with pytest.warns(UserWarning, match="no patient_id"):
-        dsdict = split_by_patient(rows_to_dataset(rows), fractions={"train": 0.5, "test": 0.5})
+        dsdict = split_by_patient(rows_to_dataset(rows), fractions={"train": 0.5, "test": 0.5}, split_by="image")
     assert sum(map(len, dsdict.values())) == 8
     card = dataset_card(dsdict, name="no-ids", source="test")
     assert "have no patient id" in card.text
+    # The card says the split is by image, and claims no patient-level split.
+    assert "**by image**, not by patient" in card.text and "**by patient**" not in card.text
+    assert "exactly one split" not in card.text
+
+    with pytest.raises(MissingPatientIdError) as err:  # the builder names the rows (their files, here origins)
+        build_dataset_dict([dict(r, origin=f"scan{i}.png") for i, r in enumerate(rows)], seed=0)
+    assert all(f"scan{i}.png" in str(err.value) for i in range(8))
+
+    # Some rows with an id, some without: those with one still stay together, and the card says both.
+    mixed = phantomish_rows(8, 2)
+    for row in mixed[:4]:
+        row["patient_id"] = None
+    with pytest.warns(UserWarning, match="4 row"):
+        dsdict = build_dataset_dict(mixed, split_by="image", fractions={"train": 0.5, "test": 0.5})
+    check_no_patient_leakage(dsdict)
+    text = dataset_card(dsdict, name="mixed", source="test").text
+    assert "**by image**: each was split as its own patient" in text and "4 " in text and "without id" in text
 
 
 def test_save_load_roundtrip_keeps_custom_label_order(tmp_path):
@@ -193,3 +212,57 @@ def test_interrupted_build_resumes_from_finished_chunks(tmp_path):
         [dict(r, image=bscan(500 + i)) for i, r in enumerate(rows)], ["a", "b"])["image_id"]
     with pytest.raises(ValueError, match="other settings"):
         rows_to_dataset(rows, ["a", "b"], work_dir=work, chunk_size=4)
+
+
+def test_small_datasets_give_every_split_a_patient(tmp_path):
+    # 6 patients in 3 classes (2 each) used to split 36/36/0 images: every small class skipped test.
+    names = ("a", "b", "c")
+    dsdict = split_by_patient(rows_to_dataset(phantomish_rows(6, 2, class_names=names), names), seed=0)
+    assert list(dsdict) == ["train", "validation", "test"]
+    assert [len(set(d["patient_id"])) for d in dsdict.values()] == [3, 2, 1]
+    # 3 patients in 3 classes: no class reaches two splits, still one patient per split.
+    dsdict = split_by_patient(rows_to_dataset(phantomish_rows(3, 1, class_names=names), names), seed=0)
+    assert [len(d) for d in dsdict.values()] == [1, 1, 1]
+    # Fewer patients than splits: a clear error, and fine with fewer splits.
+    two = rows_to_dataset(phantomish_rows(2, 1, class_names=names[:2]), names[:2])
+    with pytest.raises(ValueError, match=r"2 patient\(s\) cannot fill the 3 splits"):
+        split_by_patient(two)
+    assert [len(d) for d in split_by_patient(two, fractions={"train": 0.5, "test": 0.5}).values()] == [1, 1]
+
+    # The phantom as the issue made it: 6 patients, 3 classes, 12 B-scans each.
+    from medicraft_hf.cli import main
+
+    out = tmp_path / "phantom"
+    assert main(["phantom", "--num-patients", "6", "--classes", "healthy,nevus,melanoma", "--size", "32x64",
+                 "--class-weights", "healthy=1,nevus=1,melanoma=1", "--out", str(out)]) == 0
+    loaded = load_dataset(str(out))
+    assert {s: len(d) for s, d in loaded.items()} == {"train": 36, "validation": 24, "test": 12}
+    assert "`phantom-s<seed>-<patient>-<plane>`" in (out / "README.md").read_text()
+
+
+def test_card_says_what_image_id_is():
+    from dataclasses import fields
+
+    from medicraft_hf.data.images import pixel_hash
+    from medicraft_hf.generate import GenerationSettings
+
+    built = build_dataset_dict(phantomish_rows(12, 1), seed=0)
+    row = built["train"][0]
+    assert row["image_id"] == "img-" + pixel_hash(row["image"])[:16]  # what the card says
+    text = dataset_card(built, name="real", source="test").text
+    assert "`image_id` is `img-<16 hex digits>`: the start of a SHA-256 of the decoded pixels" in text
+    assert "synthetic-<run tag>" not in text
+
+    rows = phantomish_rows(8, 1)
+    for i, r in enumerate(rows):  # as medicraft_hf.generate.sample_block writes them
+        image_id = f"synthetic-0123abcd-{i:07d}"
+        r.update(source="synthetic", image_id=image_id, patient_id=image_id, exam_id=image_id)
+    text = dataset_card(DatasetDict({"train": rows_to_dataset(rows)}), name="syn", source="synthetic: tiny").text
+    assert "`image_id` is `synthetic-<run tag>-<index>`" in text and "not of the pixels" in text
+    assert "SHA-256 of the decoded pixels" not in text and "hash of the pixels" not in text
+    # The run tag hashes GenerationSettings: the card names each of its fields.
+    named = {"model_id": "model id", "model_revision": "revision", "scheduler": "scheduler",
+             "num_inference_steps": "steps", "guidance_scale": "guidance scale", "seed": "base seed",
+             "class_names": "class names", "image_size": "image size"}
+    assert {f.name for f in fields(GenerationSettings)} == set(named)
+    assert all(words in text for words in named.values())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
+import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from PIL import Image
 from medicraft_hf.cli import main
 from medicraft_hf.data.load import load_oct_dataset
 from medicraft_hf.deid import pseudonym
-from tests.data_inputs import H, W, bscan, kermany_tree, write_oct_dicom, write_zeiss_img
+from tests.data_inputs import H, W, bscan, class_folders, kermany_tree, write_oct_dicom, write_zeiss_img
 
 
 def all_text(out_dir) -> bytes:
@@ -79,9 +82,13 @@ def test_class_folders_rgb_16bit_and_empty_class(tmp_path, capsys):
     assert main(["build", str(root), "--from", "folders", "--out", str(out), "--classes", "healthy,nevus,melanoma"]) == 2
     assert "['nevus'] have no images" in capsys.readouterr().err
     (root / "nevus").rmdir()
-    with pytest.warns(UserWarning, match="no patient_id"):  # plain folders carry no patient ids
-        assert main(["build", str(root), "--from", "folders", "--out", str(out), "--classes", "melanoma,healthy",
-                     "--fractions", "0.5,0.25,0.25", "--size", "8x16"]) == 0
+    # Plain file names carry no patient id: refused, unless the split by image is asked for.
+    args = ["build", str(root), "--from", "folders", "--out", str(out), "--classes", "melanoma,healthy",
+            "--fractions", "0.5,0.25,0.25", "--size", "8x16"]
+    assert main(args) == 2
+    assert "8 of 8 image(s) have no patient id" in capsys.readouterr().err and not out.exists()
+    with pytest.warns(UserWarning, match="no patient_id"):
+        assert main([*args, "--split-by", "image"]) == 0
     ds = load_oct_dataset(out)
     assert ds["train"].features["label"].names == ["melanoma", "healthy"]
     images = [im for d in ds.values() for im in d["image"]]
@@ -160,3 +167,113 @@ def main_raise(argv):
 
     args = build_parser().parse_args(argv)
     return args._run(args)
+
+
+def test_folders_named_class_patient_n_are_split_by_patient(tmp_path, capsys):
+    # The issue's case: 20 patients, files `<class>-<patient>-<n>.png`. Each image used to be
+    # its own patient (19 of 20 patients in several splits, with only a warning).
+    root = class_folders(tmp_path / "scans", patients_per_class=10, images_per_patient=3)
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["build", str(root), "--from", "folders", "--out", str(out)]) == 0
+    assert not [w for w in caught if "no patient_id" in str(w.message)]
+    ds = load_oct_dataset(out)  # leakage-checked
+    ids = [p for d in ds.values() for p in d["patient_id"]]
+    assert Counter(ids) == {pseudonym(str(2000000 + 100 * c + p)): 3 for c in range(2) for p in range(10)}
+    splits_of = {pid: {s for s, d in ds.items() if pid in set(d["patient_id"])} for pid in set(ids)}
+    assert all(len(s) == 1 for s in splits_of.values())
+    card = (out / "README.md").read_text()
+    assert "**by patient**" in card and "by image" not in card and "without id" not in card
+    assert b"2000000" not in all_text(out)  # hashed
+
+    # A file named after another class than its folder is misfiled, as in the Kermany loader.
+    Image.fromarray(bscan(1)).save(root / "healthy" / "melanoma-2000199-1.png")
+    assert main(["build", str(root), "--from", "folders", "--out", str(tmp_path / "o2")]) == 2
+    assert "says class 'melanoma' but it is in folder 'healthy'" in capsys.readouterr().err
+
+
+def test_folders_without_patient_ids_refused_unless_pattern_or_split_by_image(tmp_path, capsys):
+    root = class_folders(tmp_path / "scans", patients_per_class=3, images_per_patient=2, name="{cls}-P{patient}.{n}.png")
+    out = tmp_path / "out"
+    assert main(["build", str(root), "--from", "folders", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "12 of 12 image(s) have no patient id" in err
+    assert str(root / "healthy" / "healthy-P2000000.1.png") in err  # names the files
+    for how in ("<class>-<patient>-<n>", "--patient-pattern", "--from manifest", "--split-by image"):
+        assert how in err, how
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+    # A pattern starting with "-", without the `=` form.
+    assert main(["build", str(root), "--from", "folders", "--out", str(out), "--patient-pattern", r"-P(?P<patient>\d+)\."]) == 0
+    ds = load_oct_dataset(out)
+    assert {p for d in ds.values() for p in d["patient_id"]} == {pseudonym(str(2000000 + 100 * c + p)) for c in range(2) for p in range(3)}
+    assert main(["build", str(root), "--from", "folders", "--out", str(out), "--patient-pattern=-P(?P<patient>\\d+)\\."]) == 0
+    assert main(["build", str(root), "--from", "folders", "--out", str(out), "--patient-pattern", "-P(?P<id>\\d+)"]) == 2
+    assert "--patient-pattern" in capsys.readouterr().err  # names the flag: the group must be `patient`
+
+    # Asked for explicitly: split by image, and the card says so plainly.
+    with pytest.warns(UserWarning, match="no patient_id"):
+        assert main(["build", str(root), "--from", "folders", "--out", str(out), "--split-by", "image"]) == 0
+    card = (out / "README.md").read_text()
+    assert "**by image**, not by patient" in card and "may appear in several splits" in card
+    assert "**by patient**" not in card and "exactly one split" not in card
+
+
+def test_manifest_without_patient_ids_refused_unless_split_by_image(tmp_path, capsys):
+    lines = []
+    for i in range(6):
+        Image.fromarray(bscan(300 + i)).save(tmp_path / f"scan_{i}.png")
+        lines.append(f"scan_{i}.png,OCT,{['healthy', 'melanoma'][i % 2]},{'' if i == 3 else f'MRN{i // 2}'}")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("filename,image_type,diagnosis,patient_id\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "m"
+    assert main(["build", str(manifest), "--from", "manifest", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 6 image(s) have no patient id" in err and "manifest.csv:5" in err  # line 5: the empty cell
+    assert "--patient-column" in err and "--split-by image" in err
+
+    manifest.write_text("filename,image_type,diagnosis\n" + "\n".join(l.rsplit(",", 1)[0] for l in lines) + "\n")
+    assert main(["build", str(manifest), "--from", "manifest", "--out", str(out)]) == 2
+    assert "6 of 6 image(s) have no patient id" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="no patient_id"):
+        assert main(["build", str(manifest), "--from", "manifest", "--out", str(out), "--split-by", "image"]) == 0
+    assert "**by image**" in (out / "README.md").read_text()
+
+
+def test_build_and_anatomy_check_see_the_same_images_through_symlinks(tmp_path, capsys):
+    real = class_folders(tmp_path / "real", patients_per_class=2, images_per_patient=2)
+    extra = class_folders(tmp_path / "extra", classes=("melanoma",), patients_per_class=1, images_per_patient=2, seed=7000)
+    root = tmp_path / "linked"
+    (root / "melanoma").mkdir(parents=True)
+    (root / "healthy").symlink_to(real / "healthy", target_is_directory=True)  # a symlinked class folder
+    for f in (real / "melanoma").iterdir():
+        (root / "melanoma" / f.name).symlink_to(f)  # symlinked files
+    (root / "melanoma" / "batch2").symlink_to(extra / "melanoma", target_is_directory=True)  # a symlinked sub-folder
+    (root / "melanoma" / "loop").symlink_to(root, target_is_directory=True)  # a cycle: listed once, not looped
+    (root / "healthy" / ".cache").mkdir()
+    Image.fromarray(bscan(9)).save(root / "healthy" / ".cache" / "thumb.png")  # hidden: ignored by both
+
+    assert main(["anatomy-check", str(root), "--out", str(tmp_path / "anatomy")]) == 0
+    assert capsys.readouterr().out.startswith("10 images:")
+    summary = json.loads((tmp_path / "anatomy" / "anatomy_summary.json").read_text())
+    # anatomy-check labels an image by its own folder's name, so the linked sub-folder is a label
+    assert {label: s["n"] for label, s in summary["per_label"].items()} == {"healthy": 4, "melanoma": 4, "batch2": 2}
+
+    out = tmp_path / "built"
+    assert main(["build", str(root), "--from", "folders", "--out", str(out)]) == 0
+    ds = load_oct_dataset(out)
+    assert sum(len(d) for d in ds.values()) == 10
+    assert Counter(label for d in ds.values() for label in d["label"]) == {0: 4, 1: 6}
+
+
+def test_first_error_lists_every_problem_with_the_empty_class(tmp_path, capsys):
+    root = class_folders(tmp_path / "scans", patients_per_class=3, images_per_patient=2)
+    (root / "nevus").mkdir()  # an empty class folder
+    (root / "healthy" / "healthy-2000000-9.png").write_bytes(b"not a png")
+    Image.fromarray(bscan(4)).save(root / "stray.png")
+    assert main(["build", str(root), "--from", "folders", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    for needle in ("['nevus'] have no images", "healthy-2000000-9.png: not a readable image",
+                   "stray.png: file is not inside a class folder"):
+        assert needle in err, (needle, err)

@@ -3,7 +3,9 @@
 Each image gets a verdict (ok / doubled_fovea / no_fovea / hypoplastic_fovea / corrupted),
 a plausibility score in [0, 1] and its measurements (pits, contrast, continuity). Writes
 `anatomy.csv` (one row per image) and `anatomy_summary.json` (counts overall and per
-label) to --out and prints the counts.
+label) to --out and prints the counts. An image folder is listed as `medicraft build` lists
+class folders (`medicraft_hf.data.folders.image_files`: symlinked folders followed, hidden
+files left out), so both commands see the same images.
 """
 
 from __future__ import annotations
@@ -17,16 +19,33 @@ def add_arguments(parser) -> None:
     parser.add_argument("--split", default=None, help="only this split of a dataset (default: all splits)")
 
 
+def folder_items(source: str):
+    """(image_id, path, label) of each image of an image folder, the label being its folder's name
+    (None at the top); None when `source` is no image folder (a saved dataset, a Hub id, one image)."""
+    from pathlib import Path
+
+    from medicraft_hf.data.folders import image_files
+
+    root = Path(source)
+    if not root.is_dir() or (root / "data").is_dir() or (root / "dataset_dict.json").is_file():
+        return None
+    files = image_files(root)
+    if not files:
+        return None
+    return [(str(p.relative_to(root)), p, p.parent.name if p.parent != root else None) for p in files]
+
+
 def run(args) -> int:
     import csv
     import io
-    import json
     from pathlib import Path
 
-    from medicraft_hf.evaluation.anatomy import ANATOMY_VERDICTS, check_source, summarize
+    from medicraft_hf.evaluation.anatomy import ANATOMY_VERDICTS, check_images, check_source, summarize
     from medicraft_hf.io import write_json_atomic, write_text_atomic
 
-    results = check_source(args.source, split=args.split)
+    # Folders here, not in check_source, so that build and anatomy-check share one listing.
+    items = folder_items(args.source)
+    results = check_images(items) if items else check_source(args.source, split=args.split)
     summary = summarize(results)
     overall = summary["overall"]
     print(f"{overall['n']} images: " + ", ".join(f"{v}={overall['counts'][v]}" for v in ANATOMY_VERDICTS)

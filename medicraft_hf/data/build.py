@@ -23,7 +23,7 @@ from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard
 
 from medicraft_hf.data.images import InvalidImageError, encode_png, load_image, pixel_hash, resize
-from medicraft_hf.data.problems import InvalidInputError, Problem, Problems
+from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problem, Problems
 from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.schema import CLASS_NAMES, EYES, SOURCES, check_schema, oct_features
 
@@ -57,6 +57,8 @@ class _RowConverter:
         self.seen: dict[str, str] = {}  # pixel hash -> origin of the first row with those pixels
         self.sizes: list[tuple[int, int]] = []  # (H, W) of each written row, for the size check
         self.origins: list[str] = []
+        self.labels: Counter = Counter()  # label id -> rows with that label, valid image or not
+        self.without_patient: list[str] = []  # origins of written rows that have no patient id
 
     def convert(self, index: int, row: Mapping) -> dict | None:
         """The stored row, or None (and a problem recorded) when the row is invalid."""
@@ -77,6 +79,9 @@ class _RowConverter:
         except ValueError as err:
             self.problems.add(origin, str(err), "fix the label, or declare the class with --classes")
             return None
+        # Counted before the image is read: a class whose files are all broken is not "empty",
+        # its files are listed as problems instead.
+        self.labels[row["label"]] += 1
         try:
             pil = load_image(image, origin)
         except InvalidImageError as err:
@@ -95,6 +100,8 @@ class _RowConverter:
         out["image_id"] = out["image_id"] or f"img-{digest[:16]}"
         self.sizes.append((pil.height, pil.width))
         self.origins.append(origin)
+        if out["patient_id"] is None:
+            self.without_patient.append(origin)
         return out
 
     def dataset(self, indexed_rows: Iterable[tuple[int, Mapping]]) -> Dataset:
@@ -110,12 +117,15 @@ class _RowConverter:
     # Resumable builds: what a finished chunk must remember besides its rows.
     def state(self) -> dict:
         return {"seen": self.seen, "sizes": self.sizes, "origins": self.origins,
-                "problems": [asdict(p) for p in self.problems]}
+                "problems": [asdict(p) for p in self.problems],
+                "labels": {str(k): v for k, v in self.labels.items()}, "without_patient": self.without_patient}
 
     def restore(self, state: dict) -> None:
         self.seen, self.origins = dict(state["seen"]), list(state["origins"])
         self.sizes = [tuple(hw) for hw in state["sizes"]]
         self.problems.items[:] = [Problem(**p) for p in state["problems"]]
+        self.labels = Counter({int(k): v for k, v in state.get("labels", {}).items()})
+        self.without_patient = list(state.get("without_patient", []))
 
 
 def _row_key(index: int, row: Mapping) -> str:
@@ -173,6 +183,8 @@ def rows_to_dataset(
     problems: Problems | None = None,
     work_dir: str | os.PathLike | None = None,
     chunk_size: int = 2000,
+    require_patient_id: bool = False,
+    require_every_class: bool = False,
 ) -> Dataset:
     """Validate, convert and write rows as a `Dataset` with `oct_features(class_names)`.
 
@@ -186,6 +198,11 @@ def rows_to_dataset(
 
     With a `work_dir`, rows are converted in chunks of `chunk_size` saved there, and a
     rerun after an interruption continues from the last finished chunk.
+
+    `require_patient_id` (a patient-level split follows) makes rows without a
+    `patient_id` an error (`MissingPatientIdError`, naming them); `require_every_class`
+    makes a class of `class_names` without any row an error. Both come in the same error
+    as the problems above, so one round of fixes is enough.
     """
     problems = problems if problems is not None else Problems()
     converter = _RowConverter(list(class_names), size, problems)
@@ -205,24 +222,39 @@ def rows_to_dataset(
                              "pass --size HxW to resize every image to one size")
         dataset = dataset.select([i for i, hw in enumerate(sizes) if hw == common])
 
-    if problems and not skip_invalid:
-        problems.raise_if_any("input")
+    sections = [problems.message("input")] if problems and not skip_invalid else []
+    if require_every_class:
+        # Rows seen per class, broken images included; the dataset's labels cover chunks
+        # restored from a partial build made before the converter counted labels.
+        kept = Counter(dataset["label"])
+        counts = {i: max(converter.labels.get(i, 0), kept.get(i, 0)) for i in range(len(class_names))}
+        if 0 in counts.values():
+            sections.insert(0, empty_classes_message(list(class_names), counts))
+    skipped = problems.skipped_files() if skip_invalid else set()
+    without_patient = [origin for origin in converter.without_patient if origin not in skipped]
+    if require_patient_id and without_patient:
+        raise MissingPatientIdError(without_patient, len(converter.origins), others="\n\n".join(sections))
+    if sections:
+        raise InvalidInputError("\n\n".join(sections))
     if len(dataset) == 0:
         raise InvalidInputError(f"Every input was invalid, nothing left to build.\n{problems.message()}")
     return dataset
+
+
+def empty_classes_message(names: Sequence[str], counts: Mapping[int, int], what: str = "input") -> str:
+    """What `check_classes_present` says about the classes of `names` whose count is 0."""
+    empty = [name for i, name in enumerate(names) if counts.get(i, 0) == 0]
+    return (f"Class(es) {empty} have no images in the {what}: add images for them, or leave them out "
+            f"of the vocabulary (--classes, or remove an empty class folder); classes found: "
+            + ", ".join(f"{n}={counts.get(i, 0)}" for i, n in enumerate(names)))
 
 
 def check_classes_present(dataset: Dataset, what: str = "input") -> None:
     """Raise naming each class of the vocabulary that has no image (an empty class)."""
     names = dataset.features["label"].names
     counts = Counter(dataset["label"])
-    empty = [name for i, name in enumerate(names) if counts.get(i, 0) == 0]
-    if empty:
-        raise InvalidInputError(
-            f"Class(es) {empty} have no images in the {what}: add images for them, or leave them out "
-            f"of the vocabulary (--classes); classes found: "
-            + ", ".join(f"{n}={counts.get(i, 0)}" for i, n in enumerate(names))
-        )
+    if any(counts.get(i, 0) == 0 for i in range(len(names))):
+        raise InvalidInputError(empty_classes_message(names, counts, what))
 
 
 def _has_external_images(ds: Dataset) -> bool:
@@ -281,14 +313,19 @@ def build_dataset_dict(
     skip_invalid: bool = False,
     problems: Problems | None = None,
     work_dir: str | os.PathLike | None = None,
+    split_by: str = "patient",
 ) -> DatasetDict:
     """rows -> validated dataset -> every class present -> split by patient (leakage-checked).
 
     Pass the loader's `Problems` so that problems found while listing files and while
-    reading images end up in one error (or one skip report); `work_dir` makes it resumable.
+    reading images end up in one error (or one skip report), together with empty classes
+    and rows without a patient id; `work_dir` makes it resumable. Rows without a patient
+    id are refused unless `split_by="image"` (see `split_by_patient`).
     """
-    from medicraft_hf.data.split import DEFAULT_FRACTIONS, split_by_patient
+    from medicraft_hf.data.split import DEFAULT_FRACTIONS, check_split_by, split_by_patient
 
-    dataset = rows_to_dataset(rows, class_names, size=size, skip_invalid=skip_invalid, problems=problems, work_dir=work_dir)
-    check_classes_present(dataset)
-    return split_by_patient(dataset, seed=seed, fractions=fractions or DEFAULT_FRACTIONS)
+    check_split_by(split_by)
+    dataset = rows_to_dataset(rows, class_names, size=size, skip_invalid=skip_invalid, problems=problems, work_dir=work_dir,
+                              require_patient_id=split_by == "patient", require_every_class=True)
+    check_classes_present(dataset)  # again: --skip-invalid may have emptied a class
+    return split_by_patient(dataset, seed=seed, fractions=fractions or DEFAULT_FRACTIONS, split_by=split_by)

@@ -3,7 +3,12 @@
 Each file under a class folder becomes one row (an image file) or one row per B-scan (a
 vendor file, see `medicraft_hf.data.vendor`). Hidden files (names starting with ".",
 e.g. `.DS_Store`) are ignored; any other file that is not an image or vendor export is
-reported as a problem, never dropped silently.
+reported as a problem, never dropped silently. Symlinked folders are followed
+(`visible_files`, which `medicraft anatomy-check` lists folders with too).
+
+Image files named `<class>-<patient>-<n>.<ext>` (Kermany's naming, the most common one)
+carry their patient id by default; other names need a `patient_pattern`, else their
+rows have no patient id and a patient-level split refuses them.
 """
 
 from __future__ import annotations
@@ -21,14 +26,39 @@ from medicraft_hf.deid import pseudonym
 KERMANY_SPLITS = ("train", "test", "val")
 # `CNV-1016042-1.jpeg`: class, patient, image number (Kermany et al., Cell 2018).
 KERMANY_FILE = re.compile(r"^(?P<label>[A-Za-z]+)-(?P<patient>[A-Za-z0-9]+)-(?P<index>\d+)\.jpe?g$", re.IGNORECASE)
+# The same naming in any class folder and image format: `<class>-<patient>-<n>.<ext>`. The
+# class may hold "-" (the patient id may not), e.g. `nevus-fluid-0042-3.png`.
+CLASS_PATIENT_FILE = re.compile(r"^(?P<label>.+)-(?P<patient>[A-Za-z0-9_]+)-(?P<index>\d+)\.[A-Za-z0-9]+$")
 
 
 def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def visible_files(folder: str | os.PathLike) -> list[Path]:
+    """Every file under `folder` (sorted), hidden names (".*") left out, symlinked folders followed.
+
+    `medicraft build` and `medicraft anatomy-check` both list folders with this, so they
+    agree on what a folder holds (pathlib's `rglob` does not enter symlinked folders
+    before Python 3.13). A link to a folder listed already, or to one above (a cycle), is
+    not entered.
+    """
+    files, seen = [], {os.path.realpath(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        here, keep = os.path.realpath(dirpath), []
+        for name in dirnames:
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if not name.startswith(".") and real not in seen and not here.startswith(real + os.sep):
+                seen.add(real)
+                keep.append(name)
+        dirnames[:] = keep
+        files += [Path(dirpath, name) for name in filenames if not name.startswith(".")]
+    return sorted(files)
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files (`IMAGE_EXTENSIONS`) among `visible_files(folder)`."""
+    return [p for p in visible_files(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 def file_rows(
@@ -71,6 +101,8 @@ def _class_folders(root: Path, class_names: Sequence[str] | None, problems: Prob
     for path in sorted(root.iterdir()):
         if path.is_file() and _visible(path):
             problems.add(path, "file is not inside a class folder", "move it into the folder of its class or remove it")
+        elif not path.exists() and _visible(path):
+            problems.add(path, "link to a missing file or folder", "fix the link or remove it")
     if class_names is None:
         if not folders:
             raise FileNotFoundError(f"{root} has no class sub-folders; expected <root>/<class>/<image files>.")
@@ -94,32 +126,59 @@ def folder_rows(
 ) -> tuple[list[str], Iterator[dict]]:
     """`<root>/<class>/**/<file>` -> (class names, rows).
 
-    Class names default to the folder names in alphabetical order. `patient_pattern` is a
-    regular expression with a `patient` group matched against each image file name;
-    without it image files carry no patient id and each one is split as its own patient
-    (the dataset card warns). Vendor files always carry their patient (hashed).
+    Class names default to the folder names in alphabetical order. An image file's patient
+    id comes from its name: `<class>-<patient>-<n>.<ext>` by default (`CLASS_PATIENT_FILE`;
+    a file naming another class than its folder is a problem), or `patient_pattern`, a
+    regular expression with a `patient` group searched in each image file name (a file it
+    does not match is a problem). Image files named otherwise get no patient id, which a
+    patient-level split refuses. Vendor files always carry their patient (hashed).
     """
     problems = problems if problems is not None else Problems()
     root = Path(root)
     class_names, folders = _class_folders(root, class_names, problems)
-    pattern = re.compile(patient_pattern) if patient_pattern else None
+    try:
+        pattern = re.compile(patient_pattern) if patient_pattern else None
+    except re.error as err:
+        raise ValueError(f"patient pattern {patient_pattern!r} is not a regular expression ({err})") from None
     if pattern is not None and "patient" not in pattern.groupindex:
-        raise ValueError(f"--patient-pattern {patient_pattern!r} needs a named group (?P<patient>...)")
+        raise ValueError(f"patient pattern {patient_pattern!r} needs a named group (?P<patient>...)")
 
     def rows():
         for label, folder in folders.items():
-            for path in _files(folder):
+            for path in visible_files(folder):
                 patient = None
-                if pattern is not None and path.suffix.lower() in IMAGE_EXTENSIONS:
-                    match = pattern.search(path.name)
-                    if not match:
-                        problems.add(path, f"file name does not match --patient-pattern {patient_pattern!r}",
-                                     "rename the file or fix the pattern")
+                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                    try:
+                        patient = _patient_of(path, label, class_names, pattern)
+                    except ValueError as err:
+                        problems.add(path, str(err), "rename the file or fix the pattern" if pattern is not None
+                                     else "move it to the folder of its class")
                         continue
-                    patient = match.group("patient")
                 yield from file_rows(path, label, problems, patient=patient, img_shape=img_shape, planes=planes, salt=salt)
 
     return class_names, rows()
+
+
+def _patient_of(path: Path, label: str, class_names: Sequence[str], pattern: re.Pattern | None) -> str | None:
+    """The raw patient id in an image file's name; None when the default naming is not used.
+
+    Raises ValueError when `pattern` does not match, or when a default-named file names
+    another class of the vocabulary than its folder (a misfiled scan, as in `kermany_rows`).
+    """
+    if pattern is not None:
+        match = pattern.search(path.name)
+        if not match:
+            raise ValueError(f"file name does not match the patient pattern {pattern.pattern!r}")
+        return match.group("patient")
+    match = CLASS_PATIENT_FILE.match(path.name)
+    if not match:
+        return None
+    named = match.group("label").lower()
+    if named == label.lower():
+        return match.group("patient")
+    if named in {c.lower() for c in class_names}:
+        raise ValueError(f"file name says class {match.group('label')!r} but it is in folder {label!r}")
+    return None  # `<something>-<x>-<n>` whose prefix is no class: not this naming
 
 
 def kermany_rows(
@@ -155,7 +214,7 @@ def kermany_rows(
     def rows():
         for folders in per_split:
             for label, folder in folders.items():
-                for path in _files(folder):
+                for path in visible_files(folder):
                     match = KERMANY_FILE.match(path.name)
                     if not match:
                         problems.add(path, "file name is not <CLASS>-<patient>-<n>.jpeg", "rename it as Kermany names files, or remove it")

@@ -21,6 +21,38 @@ class InvalidInputError(ValueError):
     """Input files or values that cannot become a dataset (the CLI prints it as one error)."""
 
 
+# How to give images a patient id, in the library's terms (the CLI says it in flags).
+PATIENT_ID_ADVICE = (
+    "name the image files `<class>-<patient>-<n>.<ext>` (e.g. `CNV-1016042-1.jpeg`), pass `patient_pattern` "
+    "(a regular expression with a `(?P<patient>...)` group) to `folder_rows`, or list the files in a CSV "
+    "manifest with a patient column (`manifest_rows`); or, knowingly, split by image with `split_by=\"image\"` "
+    "(a patient's B-scans may then land in several splits, and the dataset card says so)"
+)
+
+
+class MissingPatientIdError(InvalidInputError):
+    """Images without a patient id where the split must be by patient.
+
+    `files` names them (file, manifest line or image id), `total` is how many images were
+    read. `others` is the rest of the same error (other problems found in the same pass),
+    so that one error lists everything; `advice` says how to give ids (the CLI passes its
+    flags).
+    """
+
+    def __init__(self, files, total: int, others: str = "", advice: str = PATIENT_ID_ADVICE):
+        self.files, self.total, self.others = [str(f) for f in files], int(total), others
+        super().__init__(self.text(advice))
+
+    def text(self, advice: str) -> str:
+        lines = [f"Cannot split by patient: {len(self.files)} of {self.total} image(s) have no patient id, "
+                 "so one patient's near-duplicate B-scans could land in several splits:"]
+        lines += [f"  - {f}" for f in self.files[:MAX_LISTED]]
+        if len(self.files) > MAX_LISTED:
+            lines.append(f"  ... and {len(self.files) - MAX_LISTED} more.")
+        lines.append(f"Give every image a patient id: {advice}.")
+        return "\n".join(lines) + (f"\n\n{self.others}" if self.others else "")
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str  # the offending file (or "<where>" for a value), as the user named it
