@@ -68,7 +68,8 @@ def child(count: int, resolution: str, batch_size: int) -> None:
                      num_inference_steps=1, batch_size=batch_size, progress=False)
     seconds = time.perf_counter() - start
     parquet = sum(p.stat().st_size for p in (out / "data").glob("*.parquet"))
-    print(json.dumps({"count": count, "seconds": seconds, "baseline_mib": baseline, "peak_mib": rss_mib(), "peak_anon_mib": anon.peak_kib / 1024,
+    print(json.dumps({"count": count, "seconds": seconds, "baseline_mib": baseline, "peak_mib": rss_mib(),
+                      "peak_anon_mib": anon.peak_kib / 1024,
                       "raw_pixels_mib": count * size[0] * size[1] / 2**20, "parquet_mib": parquet / 2**20}))
 
 

@@ -76,7 +76,10 @@ def main() -> None:
     for _ in range(args.repeats):
         fast.append(seconds_per_batch(pipe, DEFAULT_SCHEDULER, args.steps, args.batch_size, 1))
         exact.append(seconds_per_batch(pipe, DEFAULT_SCHEDULER, args.steps, args.batch_size, 1, batch_invariant=True))
-        ddpm.append(seconds_per_batch(pipe, "ddpm", args.ddpm_timed_steps, args.batch_size, 1) * DDPM_STEPS / args.ddpm_timed_steps)
+        ddpm.append(
+            seconds_per_batch(pipe, "ddpm", args.ddpm_timed_steps, args.batch_size, 1)
+            * DDPM_STEPS / args.ddpm_timed_steps
+        )
     ratios = [d / f for f, d in zip(fast, ddpm)]
     note = "" if args.ddpm_timed_steps == DDPM_STEPS else f" (scaled from {args.ddpm_timed_steps} timed steps)"
     fast_s, ddpm_s = statistics.median(fast), statistics.median(ddpm)

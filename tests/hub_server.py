@@ -472,7 +472,9 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self._commit(repo, revision)
         siblings = [
             {"rfilename": path, "size": len(blob.data), "blobId": blob.git_oid,
-             **({"lfs": {"sha256": blob.lfs_oid, "size": len(blob.data), "pointerSize": len(lfs_pointer(blob.lfs_oid, len(blob.data)))}} if blob.lfs_oid else {})}
+             **({"lfs": {"sha256": blob.lfs_oid, "size": len(blob.data),
+                         "pointerSize": len(lfs_pointer(blob.lfs_oid, len(blob.data)))}}
+                if blob.lfs_oid else {})}
             for path, blob in sorted(commit.files.items())
         ]
         author = repo.repo_id.split("/")[0]

@@ -61,7 +61,9 @@ def test_anatomy_check_command_writes_csv_and_summary(tmp_path, capsys):
     for label, defect in (("ok", None), ("broken", "heavy_noise")):
         (folder / label).mkdir(parents=True)
         for seed in (1, 2):
-            Image.fromarray(phantom_bscan("nevus", seed=seed, size=(64, 128), defect=defect)[0]).save(folder / label / f"{seed}.png")
+            Image.fromarray(phantom_bscan("nevus", seed=seed, size=(64, 128), defect=defect)[0]).save(
+                folder / label / f"{seed}.png"
+            )
     out = tmp_path / "report"
     assert main(["anatomy-check", str(folder), "--out", str(out)]) == 0
     summary = json.loads((out / "anatomy_summary.json").read_text())

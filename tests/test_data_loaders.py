@@ -102,7 +102,8 @@ def test_manifest_with_configured_columns(tmp_path, capsys):
     for i in range(12):
         name = f"scan_{i:02d}.png"
         Image.fromarray(bscan(i)).save(tmp_path / "img" / name)
-        lines.append({"file name": name, "image_type": "OCT", "split": "train", "Diagnosis": ["reference", "benign", "fluid"][i % 3],
+        lines.append({"file name": name, "image_type": "OCT", "split": "train",
+                      "Diagnosis": ["reference", "benign", "fluid"][i % 3],
                       "MRN": f"MRN{i // 2}", "visit": "1", "side": "R" if i % 2 else "left"})
     manifest = tmp_path / "manifest.csv"
     with open(manifest, "w", newline="") as f:
@@ -136,7 +137,8 @@ def test_vendor_zeiss_img_and_dicom_never_copy_identifiers(tmp_path):
     write_zeiss_img(root / "healthy" / "P7654321_Radial_8-1-2013_10-00-00_OS_sn1_cube_z.img", zeiss[:, ::-1, :] // 2)
     deep = (np.stack([bscan(200 + i) for i in range(12)]).astype(np.uint16) * 16 + 300)  # 12-bit in 16 bits
     write_oct_dicom(root / "melanoma" / "a.dcm", deep, patient_id="MRN-0042", patient_name="Doe^Jane")
-    write_oct_dicom(root / "melanoma" / "b.dcm", deep[:, :, ::-1], patient_id="MRN-0043", patient_name="Roe^Richard", laterality="R")
+    write_oct_dicom(root / "melanoma" / "b.dcm", deep[:, :, ::-1], patient_id="MRN-0043", patient_name="Roe^Richard",
+                    laterality="R")
     out = tmp_path / "vendor"
     assert main(["build", str(root), "--from", "vendor", "--out", str(out), "--img-shape", f"{H}x{W}",
                  "--fractions", "0.5,0.5,0"]) == 0
@@ -207,7 +209,9 @@ def test_folders_without_patient_ids_refused_unless_pattern_or_split_by_image(tm
     # A pattern starting with "-", without the `=` form.
     assert main(["build", str(root), "--from", "folders", "--out", str(out), "--patient-pattern", r"-P(?P<patient>\d+)\."]) == 0
     ds = load_oct_dataset(out)
-    assert {p for d in ds.values() for p in d["patient_id"]} == {pseudonym(str(2000000 + 100 * c + p)) for c in range(2) for p in range(3)}
+    assert {p for d in ds.values() for p in d["patient_id"]} == {
+        pseudonym(str(2000000 + 100 * c + p)) for c in range(2) for p in range(3)
+    }
     assert main(["build", str(root), "--from", "folders", "--out", str(out), "--patient-pattern=-P(?P<patient>\\d+)\\."]) == 0
     assert main(["build", str(root), "--from", "folders", "--out", str(out), "--patient-pattern", "-P(?P<id>\\d+)"]) == 2
     assert "--patient-pattern" in capsys.readouterr().err  # names the flag: the group must be `patient`

@@ -27,11 +27,13 @@ SPLIT_BY = ("patient", "image")  # medicraft_hf.data.split.SPLIT_BY (not importe
 def add_arguments(parser) -> None:
     parser.add_argument("input", help="input folder (folders/kermany/vendor) or CSV file (manifest)")
     parser.add_argument("--from", dest="kind", choices=SOURCES, required=True,
-                        help="folders: <input>/<class>/<images>; kermany: <input>/{train,test}/<CLASS>/<CLASS>-<patient>-<n>.jpeg; "
+                        help="folders: <input>/<class>/<images>; "
+                             "kermany: <input>/{train,test}/<CLASS>/<CLASS>-<patient>-<n>.jpeg; "
                              "manifest: a CSV of files and diagnoses; vendor: <input>/<class>/<*.img|*.dcm>")
     parser.add_argument("--out", required=True, help="output dataset folder (created; replaced only if it holds a saved dataset)")
     parser.add_argument("--classes", default=None, help="comma-separated class names in label-id order (default: from the input)")
-    parser.add_argument("--size", default=None, help="resize every image to HxW (e.g. 256x512); without it, all images must share one size")
+    parser.add_argument("--size", default=None,
+                        help="resize every image to HxW (e.g. 256x512); without it, all images must share one size")
     parser.add_argument("--seed", type=int, default=0, help="seed of the patient-level split")
     parser.add_argument("--fractions", default="0.7,0.15,0.15", help="train,validation,test fractions of patients")
     parser.add_argument("--split-by", choices=SPLIT_BY, default="patient",
@@ -41,7 +43,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad files and list each in --report instead of failing")
     parser.add_argument("--report", default=None, help="skip report CSV (default: <out>.skipped.csv beside the output)")
     parser.add_argument("--work-dir", default=None,
-                        help="finished chunks of an interrupted build are kept here and reused by a rerun (default: <out>.partial)")
+                        help="finished chunks of an interrupted build are kept here and reused by a rerun "
+                             "(default: <out>.partial)")
     parser.add_argument("--name", default=None, help="dataset name or repo id shown in the card (default: the --out folder name)")
     parser.add_argument("--license", default="other", help="license field of the dataset card")
     parser.add_argument("--description", default="", help="a paragraph for the dataset card")
@@ -53,8 +56,10 @@ def add_arguments(parser) -> None:
     group.add_argument("--planes", choices=("radial", "parallel"), default="radial",
                        help="radial: N B-scans of a volume are planes i*360/N degrees; parallel: cube scans (no angle)")
     group = parser.add_argument_group("manifest")
-    group.add_argument("--images-dir", default=None, help="folder the manifest's file names are relative to (default: the CSV's folder)")
-    for key, default in (("file", "filename"), ("label", "diagnosis"), ("patient", "patient_id"), ("exam", "exam_id"), ("eye", "eye")):
+    group.add_argument("--images-dir", default=None,
+                       help="folder the manifest's file names are relative to (default: the CSV's folder)")
+    for key, default in (("file", "filename"), ("label", "diagnosis"), ("patient", "patient_id"),
+                         ("exam", "exam_id"), ("eye", "eye")):
         group.add_argument(f"--{key}-column", default=default, help=f"manifest column holding the {key}")
     _accept_patient_patterns_starting_with_dash(parser)
 
@@ -86,7 +91,8 @@ def _patient_advice(args) -> str:
     image_split = ("or, knowingly, pass --split-by image (a patient's B-scans may then land in several splits, "
                    "and the dataset card says so)")
     if args.kind == "manifest":
-        return f"fill in the manifest's patient column (--patient-column, now {args.patient_column!r}) on every line; {image_split}"
+        return (f"fill in the manifest's patient column (--patient-column, now {args.patient_column!r}) on every line; "
+                f"{image_split}")
     return ("name the image files <class>-<patient>-<n>.<ext> (e.g. CNV-1016042-1.jpeg), pass --patient-pattern with a "
             "(?P<patient>...) group searched in the file names (e.g. --patient-pattern '^(?P<patient>[^_]+)_' for "
             f"<patient>_<n>.png), or list the files in a CSV manifest with a patient column (--from manifest); {image_split}")
@@ -122,7 +128,8 @@ def run(args) -> int:
     problems = Problems()
     if args.kind == "kermany":
         class_names, rows = kermany_rows(args.input, classes, problems)
-        source = "Kermany OCT2017 folders (Kermany's own train/test split shares patients; it was replaced by a patient-level split)"
+        source = ("Kermany OCT2017 folders (Kermany's own train/test split shares patients; "
+                  "it was replaced by a patient-level split)")
     elif args.kind == "manifest":
         columns = {"file": args.file_column, "label": args.label_column, "patient": args.patient_column,
                    "exam": args.exam_column, "eye": args.eye_column}

@@ -8,15 +8,19 @@ HELP = "Is the synthetic data useful, faithful, private and anatomically plausib
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--real", required=True, help="Real dataset folder or Hub id (needs 'train' and a patient-held-out 'test' split).")
+    parser.add_argument("--real", required=True,
+                        help="Real dataset folder or Hub id (needs 'train' and a patient-held-out 'test' split).")
     parser.add_argument("--synthetic", required=True, help="Synthetic dataset folder or Hub id (all splits are used).")
     parser.add_argument("--out", required=True, help="Report directory (reruns resume finished classifier runs).")
     parser.add_argument("--seeds", type=int, default=3, help="Classifier seeds per protocol (mean ± std; use >= 3).")
-    parser.add_argument("--max-steps", type=int, default=450, help="Classifier optimizer steps per run, the same for every protocol.")
+    parser.add_argument("--max-steps", type=int, default=450,
+                        help="Classifier optimizer steps per run, the same for every protocol.")
     parser.add_argument("--epochs", type=float, default=None, help="Train for this many epochs instead of --max-steps.")
     parser.add_argument("--resolution", default="64x128", help="HxW the images are evaluated at.")
-    parser.add_argument("--model_name_or_path", default=None, help="Pretrained ViT checkpoint to fine-tune (default: a small ViT from config, offline).")
-    parser.add_argument("--max-train-images", type=int, default=None, help="Cap real-train and synthetic images (class-stratified) for quick runs.")
+    parser.add_argument("--model_name_or_path", default=None,
+                        help="Pretrained ViT checkpoint to fine-tune (default: a small ViT from config, offline).")
+    parser.add_argument("--max-train-images", type=int, default=None,
+                        help="Cap real-train and synthetic images (class-stratified) for quick runs.")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--patch-size", type=int, default=None, help="ViT patch size (default: height // 8).")

@@ -19,7 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--classes", default="healthy,nevus,nevus_fluid,melanoma",
                         help="comma-separated classes in label-id order (any of healthy, nevus, nevus_fluid, melanoma)")
     parser.add_argument("--class-weights", default=None,
-                        help="patient fraction per class, e.g. healthy=0.4,nevus=0.3,nevus_fluid=0.15,melanoma=0.15 (the default)")
+                        help="patient fraction per class, e.g. healthy=0.4,nevus=0.3,nevus_fluid=0.15,melanoma=0.15 "
+                             "(the default)")
     parser.add_argument("--fractions", default="0.7,0.15,0.15", help="train,validation,test fractions of patients")
     parser.add_argument("--name", default=None, help="dataset name or repo id shown in the card (default: the --out folder name)")
     parser.add_argument("--license", default="mit", help="license field of the dataset card")

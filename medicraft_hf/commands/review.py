@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--round", dest="round_name", default="round-1", help="name of the review round")
     parser.add_argument("--seed", type=int, default=0, help="seeds each reviewer's order and the real-scan draw")
     parser.add_argument("--revision", default=None, help="Hub revision of the dataset(s)")
-    parser.add_argument("--no-anatomy-check", action="store_true", help="do not store the automatic check's verdict beside each rating")
+    parser.add_argument("--no-anatomy-check", action="store_true",
+                        help="do not store the automatic check's verdict beside each rating")
     parser.add_argument("--reviewer", default=None, help="pre-fill the reviewer name (only its pseudonym is stored)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 to reach it from other machines)")
     parser.add_argument("--port", type=int, default=7861, help="port to serve on")

@@ -20,7 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--update-card", action="append", default=[], metavar="FOLDER",
                         help="rewrite the 'Expert review' section of this saved model or dataset folder's README.md "
                              "(repeatable; push it afterwards with `medicraft push`)")
-    parser.add_argument("--push-ratings", default=None, metavar="REPO_ID", help="push the merged ratings to this Hub dataset repo")
+    parser.add_argument("--push-ratings", default=None, metavar="REPO_ID",
+                        help="push the merged ratings to this Hub dataset repo")
     parser.add_argument("--public", action="store_true", help="make the pushed ratings repo public (default: private)")
 
 
@@ -46,5 +47,6 @@ def run(args) -> int:
         print(f"updated the expert-review section of {update_card_section(folder, report['card_section'])}")
     if args.push_ratings:
         commit = push_ratings(ratings, args.push_ratings, private=not args.public)
-        print(f"pushed {len(ratings)} ratings to {args.push_ratings} ({'public' if args.public else 'private'}, commit {commit[:12]})")
+        print(f"pushed {len(ratings)} ratings to {args.push_ratings} "
+              f"({'public' if args.public else 'private'}, commit {commit[:12]})")
     return 0

@@ -217,7 +217,8 @@ def kermany_rows(
                 for path in visible_files(folder):
                     match = KERMANY_FILE.match(path.name)
                     if not match:
-                        problems.add(path, "file name is not <CLASS>-<patient>-<n>.jpeg", "rename it as Kermany names files, or remove it")
+                        problems.add(path, "file name is not <CLASS>-<patient>-<n>.jpeg",
+                                     "rename it as Kermany names files, or remove it")
                         continue
                     if match.group("label").upper() != label.upper():
                         problems.add(path, f"file name says class {match.group('label')!r} but it is in folder {label!r}",

@@ -95,7 +95,8 @@ def manifest_rows(
                 problems.add(where, f"{name} has no label", "fill in the diagnosis or delete the line")
                 continue
             if "image_type" in present and line[present["image_type"]].strip().upper() not in ("", "OCT"):
-                problems.add(where, f"{name} has image_type {line[present['image_type']]!r}, not OCT", "remove non-OCT images from the manifest")
+                problems.add(where, f"{name} has image_type {line[present['image_type']]!r}, not OCT",
+                             "remove non-OCT images from the manifest")
                 continue
             if not path.is_file():
                 problems.add(where, f"file {path} does not exist", "fix the file name or --images-dir")

@@ -518,7 +518,9 @@ def _resolve_weights(class_names: Sequence[str], class_weights) -> np.ndarray:
     return weights
 
 
-def phantom_patients(num_patients: int, seed: int = 0, class_names: Sequence[str] = CLASS_NAMES, class_weights=None) -> list[PhantomPatient]:
+def phantom_patients(
+    num_patients: int, seed: int = 0, class_names: Sequence[str] = CLASS_NAMES, class_weights=None
+) -> list[PhantomPatient]:
     """The patients of a phantom cohort, with class counts following `class_weights`."""
     if int(num_patients) < 1:
         raise ValueError(f"num_patients must be >= 1, got {num_patients}.")

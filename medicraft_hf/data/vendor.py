@@ -70,7 +70,9 @@ def read_oct_dicom(path: Path) -> dict:
         else:  # oct-converter's reader needs the tag; read the same pixels with pydicom
             volume = pydicom.dcmread(path).pixel_array
     except ValueError as err:  # e.g. Zeiss DICOMs, which oct-converter reads differently
-        raise InvalidImageError(path, f"oct-converter cannot read it ({err})", "export the scan as Zeiss .img or standard OCT DICOM") from None
+        raise InvalidImageError(
+            path, f"oct-converter cannot read it ({err})", "export the scan as Zeiss .img or standard OCT DICOM"
+        ) from None
     except Exception as err:
         raise InvalidImageError(path, f"no readable pixel data ({err})", "re-export the scan or remove it") from None
     laterality = getattr(header, "ImageLaterality", None) or getattr(header, "Laterality", None)

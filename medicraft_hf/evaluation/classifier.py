@@ -145,7 +145,10 @@ def train_classifier(
             dataloader_num_workers=0,
         )
         trainer = Trainer(
-            model=model, args=args, train_dataset=ImageSetDataset(train), data_collator=GrayscaleCollator(model.config, hflip=settings.hflip)
+            model=model,
+            args=args,
+            train_dataset=ImageSetDataset(train),
+            data_collator=GrayscaleCollator(model.config, hflip=settings.hflip),
         )
         trainer.remove_callback(PrinterCallback)  # no per-run loss dicts on stdout
         trainer.train()

@@ -40,7 +40,9 @@ def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     )
 
 
-def kernel_inception_distance(a: np.ndarray, b: np.ndarray, blocks: int = KID_BLOCKS, seed: int = 0) -> tuple[float, float | None]:
+def kernel_inception_distance(
+    a: np.ndarray, b: np.ndarray, blocks: int = KID_BLOCKS, seed: int = 0
+) -> tuple[float, float | None]:
     """(KID, its standard error): mean and SE of unbiased MMD^2 over disjoint random blocks
     (SE None when there are too few images for two blocks)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

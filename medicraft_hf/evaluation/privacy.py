@@ -102,7 +102,10 @@ def memorization_audit(train, train_features, held_out, held_out_features, synth
         for i in np.argsort(-syn["ssim"], kind="stable")
     ]
     return {
-        "rule": f"near-copy = SSIM to the nearest train image >= max({SSIM_FLOOR}, {SSIM_QUANTILE:.0%} quantile of held-out->train SSIM)",
+        "rule": (
+            f"near-copy = SSIM to the nearest train image >= max({SSIM_FLOOR}, "
+            f"{SSIM_QUANTILE:.0%} quantile of held-out->train SSIM)"
+        ),
         "feature_threshold": feature_threshold,
         "ssim_threshold": ssim_threshold,
         "n_synthetic": len(synthetic),

@@ -64,7 +64,9 @@ def plot_samples(real, synthetic, class_names, path: Path, per_row: int = 6, see
     plt = _pyplot()
     rng = np.random.default_rng(seed)
     h, w = real.images.shape[1:]
-    fig, axes = plt.subplots(2 * len(class_names), per_row, figsize=(per_row * 2.0, len(class_names) * 2 * 2.0 * h / w + 0.5), squeeze=False)
+    fig, axes = plt.subplots(
+        2 * len(class_names), per_row, figsize=(per_row * 2.0, len(class_names) * 2 * 2.0 * h / w + 0.5), squeeze=False
+    )
     for c, name in enumerate(class_names):
         for r, (side, images) in enumerate((("real", real), ("synthetic", synthetic))):
             idx = np.flatnonzero(images.labels == c)
@@ -169,7 +171,8 @@ def summary_table(report: dict) -> str:
         f"KID {_fmt(s['kid'], 4)} ± {_fmt(s['kid_se'], 4)}, precision {_fmt(s['precision'])}, recall {_fmt(s['recall'])}"
     )
     lines.append(f"near-copies {s['near_copies']}/{s['n_synthetic']} ({_fmt(100 * s['near_copy_rate'], 1)}%)"
-                 f", anatomy ok rate synthetic {_fmt(s['anatomy_ok_rate'])} / real {_fmt(s['anatomy_ok_rate_real'])}")  # fmt: skip
+                 f", anatomy ok rate synthetic {_fmt(s['anatomy_ok_rate'])}"
+                 f" / real {_fmt(s['anatomy_ok_rate_real'])}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -189,9 +192,11 @@ def markdown_report(report: dict) -> str:
     u = report["usefulness"]
     out += ["", "## Usefulness (test = real, patient-held-out test split)", "",
             f"ViT trained with the HF Trainer, {len(report['settings']['seeds'])} seeds, mean ± std.", "",
-            "| protocol | n train | accuracy | balanced accuracy | macro-F1 | AUC (ovr) |", "|---|---|---|---|---|---|"]  # fmt: skip
+            "| protocol | n train | accuracy | balanced accuracy | macro-F1 | AUC (ovr) |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
     for p, r in u.items():
-        out.append(f"| {p} ({r['description']}) | {r['n_train']} | " + " | ".join(_pm(r["metrics"][m]) for m in SUMMARY_METRICS) + " |")
+        out.append(f"| {p} ({r['description']}) | {r['n_train']} | "
+                   + " | ".join(_pm(r["metrics"][m]) for m in SUMMARY_METRICS) + " |")
     out += ["", "Per-class recall:", "", "| protocol | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for p, r in u.items():
         out.append(f"| {p} | " + " | ".join(_pm(r["metrics"][f"recall_{n}"]) for n in names) + " |")
@@ -208,7 +213,8 @@ def markdown_report(report: dict) -> str:
         rows.append(("all, real held-out", ref["overall"]))
     for name, m in rows:
         kid = "n/a" if m["kid"] is None else f"{m['kid']:.4f} ± {_fmt(m['kid_se'], 4)}"
-        out.append(f"| {name} | {m['n_real']} | {m['n_synthetic']} | {_fmt(m['fid'], 2)} | {kid} | {_fmt(m['precision'])} | {_fmt(m['recall'])} |")
+        out.append(f"| {name} | {m['n_real']} | {m['n_synthetic']} | {_fmt(m['fid'], 2)} | {kid} "
+                   f"| {_fmt(m['precision'])} | {_fmt(m['recall'])} |")
     out += ["", f"![embedding]({PLOTS['embedding']})", "", f"![samples]({PLOTS['samples']})", ""]
 
     pv = report["privacy"]
@@ -218,7 +224,8 @@ def markdown_report(report: dict) -> str:
             f"features than 99% of held-out scans (reported only: features group a class together).", "",
             f"**Near-copies: {pv['near_copies']} of {pv['n_synthetic']} synthetic images ({100 * pv['near_copy_rate']:.1f}%).** "
             f"The same rule flags {100 * pv['held_out_false_positive_rate']:.1f}% of {pv['n_held_out']} real held-out images. "
-            f"{100 * pv['closer_than_held_out_rate']:.1f}% of synthetic images are more similar to a training image than 99% of held-out scans.",
+            f"{100 * pv['closer_than_held_out_rate']:.1f}% of synthetic images are more similar to a training image "
+            f"than 99% of held-out scans.",
             "", "| nearest-train SSIM | q01 | q05 | median | q95 | q99 |", "|---|---|---|---|---|---|"]  # fmt: skip
     for key, label in (("held_out_ssim", "real held-out"), ("synthetic_ssim", "synthetic")):
         q = pv[key]
@@ -234,7 +241,8 @@ def markdown_report(report: dict) -> str:
         for key in ("synthetic", "real_test"):
             rows = [(key, a[key]["overall"])] + [(f"{key} / {label}", c) for label, c in a[key].get("per_label", {}).items()]
             for name, r in rows:
-                out.append(f"| {name} | {r['n']} | {_fmt(r['ok_fraction'])} | " + " | ".join(str(r["counts"][v]) for v in verdicts) + " |")
+                out.append(f"| {name} | {r['n']} | {_fmt(r['ok_fraction'])} | "
+                           + " | ".join(str(r["counts"][v]) for v in verdicts) + " |")
     else:
         out.append("Not run.")
     out += ["", "## Summary", "", "```", summary_table(report), "```", ""]
@@ -250,7 +258,8 @@ def card_section(report: dict) -> str:
         f"Evaluated with `medicraft evaluate` against `{report['data']['real']}` at "
         f"{report['data']['resolution'][0]}x{report['data']['resolution'][1]}.",
         "",
-        f"Usefulness: a ViT classifier (HF Trainer, {seeds} seeds, mean ± std), always tested on the real patient-held-out test split.",
+        f"Usefulness: a ViT classifier (HF Trainer, {seeds} seeds, mean ± std), "
+        f"always tested on the real patient-held-out test split.",
         "",
         "| protocol | n train | accuracy | balanced accuracy | macro-F1 | AUC (one-vs-rest) |",
         "|---|---|---|---|---|---|",

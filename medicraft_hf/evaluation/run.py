@@ -94,7 +94,9 @@ def run_evaluation(
     out_dir.mkdir(parents=True, exist_ok=True)
     report.plot_confusion_matrices(usefulness, class_names, out_dir / report.PLOTS["confusion_matrices"])
     report.plot_samples(real_train, synthetic_set, class_names, out_dir / report.PLOTS["samples"])
-    report.plot_embedding(train_f, real_train.labels, syn_f, synthetic_set.labels, class_names, out_dir / report.PLOTS["embedding"])
+    report.plot_embedding(
+        train_f, real_train.labels, syn_f, synthetic_set.labels, class_names, out_dir / report.PLOTS["embedding"]
+    )
     report.plot_nearest_neighbours(privacy, synthetic_set, real_train, out_dir / report.PLOTS["nearest_neighbours"])
     report.plot_privacy_ssim(privacy, out_dir / report.PLOTS["privacy_ssim"])
     # Every synthetic image's nearest training image, for reviewers; the report keeps the top.
