@@ -51,18 +51,21 @@ ALL_CLASSES = "all classes, balanced"
 
 # ---------------------------------------------------------------------- pure functions
 def check_request(num_images, seed, scheduler, steps, guidance) -> tuple[int, int, str, int, float]:
-    """Validate one request's numbers (API callers skip the sliders); ValueError names the bad value."""
+    """Validate one request's numbers (API callers skip the sliders); ValueError names the field and the bad value.
+
+    Each message starts with the field's label in the page, e.g. "Steps must be between 1 and 100, got 101."
+    """
     num_images = _as_int("Number of images", num_images, 1, MAX_IMAGES)
     seed = _as_int("Seed", seed, 0, MAX_SEED)
     steps = _as_int("Steps", steps, 1, MAX_STEPS)
     if scheduler not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {sorted(SCHEDULERS)}.")
+        raise ValueError(f"Scheduler must be one of {sorted(SCHEDULERS)}, got {scheduler!r}.")
     try:
         guidance = float(guidance)
     except (TypeError, ValueError):
-        raise ValueError(f"Guidance must be a number between 0 and {MAX_GUIDANCE}, got {guidance!r}.") from None
-    if not 0 <= guidance <= MAX_GUIDANCE:
-        raise ValueError(f"Guidance must be between 0 and {MAX_GUIDANCE}, got {guidance}.")
+        raise ValueError(f"Guidance must be a number between 0 and {MAX_GUIDANCE:g}, got {guidance!r}.") from None
+    if not 0 <= guidance <= MAX_GUIDANCE:  # (NaN fails too)
+        raise ValueError(f"Guidance must be between 0 and {MAX_GUIDANCE:g}, got {guidance:g}.")
     return num_images, seed, scheduler, steps, guidance
 
 
@@ -84,7 +87,7 @@ def class_counts(choice: str, num_images: int, class_names: list[str]) -> dict[s
         base, extra = divmod(num_images, len(class_names))
         return {name: base + (i < extra) for i, name in enumerate(class_names) if base + (i < extra)}
     if choice not in class_names:
-        raise ValueError(f"Unknown class {choice!r}; this model knows {class_names} or {ALL_CLASSES!r}.")
+        raise ValueError(f"Class must be {ALL_CLASSES!r} or one of {class_names}, got {choice!r}.")
     return {choice: num_images}
 
 
@@ -179,36 +182,50 @@ class Generator:
         return self._pipes[scheduler]
 
     def generate(self, class_choice, num_images, seed, scheduler, steps, guidance, progress=gr.Progress(track_tqdm=True)):
-        """Stream the gallery one batch at a time; the last update adds the downloads."""
+        """Stream the gallery one batch at a time; the last update adds the downloads.
+
+        Gallery, downloads and status line change together: a new request first empties the
+        gallery and the downloads and says what it is making, and an error replaces the
+        status line too (a bad value: its message, which names the field), so no old status
+        stays beside a gallery it does not describe.
+        """
         try:
             num_images, seed, scheduler, steps, guidance = check_request(num_images, seed, scheduler, steps, guidance)
             counts = class_counts(class_choice, num_images, self.class_names)
         except ValueError as err:
+            yield [], None, f"**Not generated:** {err}"
             raise gr.Error(str(err)) from None
 
         settings = f"{scheduler}, {steps} steps, guidance {guidance:g}, seed {seed}"
+        yield [], None, f"Generating {num_images} images ({settings})…"
         progress(0, desc=f"Generating {num_images} images ({settings})")
         start = time.perf_counter()
         first_s = None
         rows, gallery = [], []
-        images = generate_images(self.pipeline_for(scheduler), counts, seed=seed, num_inference_steps=steps,
-                                 guidance_scale=guidance, batch_size=BATCH_SIZE, model_id=self.model_id,
-                                 model_revision=self.model_revision)
-        for row in images:
-            result = check_anatomy(row["image"])
-            row.update(anatomy_verdict=result.verdict, anatomy_score=float(result.score))
-            rows.append(row)
-            gallery.append((row["image"], caption(row, self.class_names)))
-            first_s = first_s if first_s is not None else time.perf_counter() - start
-            progress(len(rows) / num_images, desc=f"{len(rows)}/{num_images} images")
-            if len(rows) % BATCH_SIZE == 0 and len(rows) < num_images:
-                yield gallery, None, f"{len(rows)}/{num_images} images…"
+        try:
+            images = generate_images(self.pipeline_for(scheduler), counts, seed=seed, num_inference_steps=steps,
+                                     guidance_scale=guidance, batch_size=BATCH_SIZE, model_id=self.model_id,
+                                     model_revision=self.model_revision)
+            for row in images:
+                result = check_anatomy(row["image"])
+                row.update(anatomy_verdict=result.verdict, anatomy_score=float(result.score))
+                rows.append(row)
+                gallery.append((row["image"], caption(row, self.class_names)))
+                first_s = first_s if first_s is not None else time.perf_counter() - start
+                progress(len(rows) / num_images, desc=f"{len(rows)}/{num_images} images")
+                if len(rows) % BATCH_SIZE == 0 and len(rows) < num_images:
+                    yield gallery, None, f"{len(rows)}/{num_images} images…"
+        except Exception:
+            yield [], None, f"**Generation failed** after {len(rows)} of {num_images} images ({settings})."
+            raise
 
         _prune_downloads(self.work_dir)
         try:
             downloads = write_downloads(rows, self.class_names, self.work_dir / uuid.uuid4().hex)
         except ValueError as err:  # e.g. rows_to_dataset refusing two identical images
-            raise gr.Error(f"The images were made but the download could not be written: {err}") from None
+            message = f"The images were made but the download could not be written: {err}"
+            yield gallery, None, f"**{len(rows)} images, no download:** {err}"
+            raise gr.Error(message) from None
         message = summary(rows, self.class_names, time.perf_counter() - start, first_s, settings)
         yield gallery, [str(p) for p in downloads], message
 
@@ -262,6 +279,7 @@ def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
 def _generate_tab(generator: Generator) -> None:
     with gr.Row():
         with gr.Column(scale=1):
+            # Labels start with the field names that check_request's messages use.
             class_choice = gr.Dropdown([ALL_CLASSES, *generator.class_names], value=ALL_CLASSES, label="Class")
             num_images = gr.Slider(1, MAX_IMAGES, value=8, step=1, label=f"Number of images (max {MAX_IMAGES})",
                                    elem_id="num_images")
@@ -280,7 +298,11 @@ def _generate_tab(generator: Generator) -> None:
     inputs = [class_choice, num_images, seed, scheduler, steps, guidance]
     # Not cached: caching would run every preset at start-up.
     gr.Examples(examples(generator.class_names), inputs=inputs, label="Presets", cache_examples=False)
-    run.click(generator.generate, inputs=inputs, outputs=[gallery, downloads, status], api_name="generate")
+    # preprocess=False: the values arrive as sent, and check_request / class_counts answer a bad
+    # one naming the field. (Gradio's own range and choice checks would answer first, naming no
+    # field: "Value 17 is greater than maximum value 16.") These inputs are plain JSON values.
+    run.click(generator.generate, inputs=inputs, outputs=[gallery, downloads, status], api_name="generate",
+              preprocess=False)
 
 
 if __name__ == "__main__":

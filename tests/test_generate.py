@@ -78,7 +78,12 @@ def test_numbering_seeds_and_counts():
     assert set(small) < set(large)  # a larger run contains a smaller run's images
     seeds = [image_seed(0, i) for i in range(5000)] + [image_seed(1, i) for i in range(5000)]
     assert len(set(seeds)) == len(seeds) and all(0 <= s < 2**63 for s in seeds)
-    assert image_seed(0, 1) != image_seed(1, 0) and image_seed(3, 9) == image_seed(3, 9)
+    assert image_seed(0, 1) != image_seed(1, 0)
+    # Fixed forever (any process, Python version or PYTHONHASHSEED): resumed runs and published
+    # datasets' `seed` column depend on it. Computed independently of image_seed, with
+    # int.from_bytes(hashlib.sha256(b"medicraft-generate/3/9").digest()[:8], "big") >> 1.
+    assert [image_seed(3, 9), image_seed(0, 0), image_seed(0, 1)] == [
+        2615971919591743113, 6151829979995526712, 2445476817496184681]
 
     assert check_counts({"melanoma": 2, 0: 1}, CLASS_NAMES) == {"healthy": 1, "melanoma": 2}
     assert parse_counts("nevus=3, melanoma=40") == {"nevus": 3, "melanoma": 40}

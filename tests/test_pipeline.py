@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import sysconfig
 import textwrap
 
+import datasets
 import numpy as np
 import PIL.Image
 import pytest
@@ -19,6 +21,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     UniPCMultistepScheduler,
 )
+from diffusers.utils.torch_utils import randn_tensor
 
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.schema import CLASS_NAMES
@@ -49,6 +52,22 @@ def test_labels_as_names_ids_lists_and_counts(pipe):
     assert out.images.shape == (3, H, W, 1)
     assert sample(pipe, None).class_labels == [0, 1, 2, 3]  # one per class
     assert pipe.null_class_id == len(CLASS_NAMES) == pipe.unet.config.num_class_embeds - 1
+
+
+def test_labels_as_torch_tensors_and_numpy_arrays(pipe):
+    """A 0-dim tensor or array is one label, a 1-dim one a list of labels."""
+    assert sample(pipe, torch.tensor([0, 3])).class_labels == [0, 3]
+    assert sample(pipe, torch.tensor(2)).class_labels == [2]
+    assert sample(pipe, torch.tensor([1, 1], dtype=torch.int32)).class_labels == [1, 1]
+    assert sample(pipe, np.array([1, 3])).class_labels == [1, 3]
+    assert sample(pipe, np.array(["nevus", "melanoma"])).class_labels == [1, 3]
+    assert sample(pipe, np.int64(3)).class_labels == [3]
+    np.testing.assert_array_equal(sample(pipe, torch.tensor([1, 3])).images, sample(pipe, [1, 3]).images)
+    for bad, message in [(torch.tensor([[0, 1]]), "0- or 1-dimensional"), (torch.tensor([0.0]), "name or an id"),
+                         (torch.tensor(True), "name or an id"), (torch.tensor([4]), "out of range"),
+                         (torch.tensor([], dtype=torch.long), "No images requested")]:
+        with pytest.raises(ValueError, match=message):
+            pipe(class_labels=bad, num_inference_steps=1)
 
 
 def test_same_labels_by_name_or_id_give_the_same_images(pipe):
@@ -87,7 +106,22 @@ def test_classifier_free_guidance_uses_the_null_class(pipe):
     uncond_a = sample(pipe, ["nevus"], guidance_scale=0.0).images
     uncond_b = sample(pipe, ["melanoma"], guidance_scale=0.0).images
     np.testing.assert_allclose(uncond_a, uncond_b, atol=1e-6)
-    np.testing.assert_allclose(uncond_a, sample(pipe, [pipe.null_class_id - 1], guidance_scale=0.0).images, atol=1e-6)
+    # ... and exactly the null class's own denoising, done here step by step with the same noise.
+    generator = torch.Generator().manual_seed(0)
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    x = randn_tensor((1, 1, H, W), generator=generator) * scheduler.init_noise_sigma
+    scheduler.set_timesteps(2)
+    null = torch.tensor([pipe.null_class_id])
+    assert pipe.null_class_id == pipe.unet.config.num_class_embeds - 1  # the last embedding, kept for CFG
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            eps = pipe.unet(scheduler.scale_model_input(x, t), t, class_labels=null).sample
+            x = scheduler.step(eps, t, x, generator=generator).prev_sample
+    null_image = (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(uncond_a, null_image, rtol=0, atol=1e-5)
+    # The null class is none of the real classes (the UNet's embeddings differ even untrained).
+    for real in range(len(pipe.class_names)):
+        assert np.abs(sample(pipe, [real]).images - null_image).max() > 1e-3, pipe.class_names[real]
 
 
 def test_save_and_from_pretrained_round_trip_offline(tmp_path, pipe, monkeypatch):
@@ -168,10 +202,17 @@ def test_plain_diffusers_loads_saved_model_without_medicraft(tmp_path, pipe):
     assert "OK" in result.stdout and "[1, 3]" in result.stdout
 
 
-def test_pil_images_decode_back_to_the_same_pixels(pipe, tmp_path):
-    image = sample(pipe, "healthy", output_type="pil").images[0]
-    image.save(tmp_path / "a.png")
-    assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "a.png")), np.asarray(image))
+def test_pil_images_decode_back_to_the_same_pixels(pipe):
+    """The PIL output, stored as datasets store it (PNG bytes), decodes to the float output rounded to 8 bits."""
+    labels = ["healthy", "melanoma"]
+    floats = sample(pipe, labels, output_type="np").images
+    feature = datasets.Image()
+    for i, image in enumerate(sample(pipe, labels, output_type="pil").images):
+        stored = feature.encode_example(image)["bytes"]
+        assert stored.startswith(b"\x89PNG"), "8-bit grayscale images are stored as lossless PNG"
+        decoded = np.asarray(PIL.Image.open(io.BytesIO(stored)))
+        assert decoded.dtype == np.uint8 and decoded.shape == (H, W)
+        np.testing.assert_array_equal(decoded, np.round(floats[i, ..., 0] * 255).astype(np.uint8))
 
 
 def test_embedded_demo_model_carries_the_current_pipeline_file():

@@ -109,20 +109,44 @@ def test_one_class_and_same_seed_same_images(client):
     assert not np.array_equal(pixels[0], np.asarray(Image.open(other[0]["image"])))
 
 
+def test_a_new_request_first_empties_gallery_downloads_and_status_together(client):
+    generate(client, num_images=2)  # an earlier result on the page
+    job = client.submit("nevus", 3, 1, "ddim", 2, 1.0, api_name="/generate")
+    gallery, files, status = job.result()
+    updates = job.outputs()
+    assert updates[0] == ([], None, "Generating 3 images (ddim, 2 steps, guidance 1, seed 1)…")
+    assert len(gallery) == 3 and len(files) == 2 and status.startswith("**3 images** in ")
+    assert updates[-1][2] == status
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_images": 17}, "17"),  # above MAX_IMAGES
-        ({"num_images": 0}, "0"),
-        ({"steps": 101}, "101"),  # above MAX_STEPS
-        ({"guidance": -1.0}, "-1"),
-        ({"class_choice": "glaucoma"}, "glaucoma"),
-        ({"scheduler": "euler"}, "euler"),
+        ({"num_images": 17}, "Number of images must be between 1 and 16, got 17."),  # above MAX_IMAGES
+        ({"num_images": 0}, "Number of images must be between 1 and 16, got 0."),
+        ({"num_images": 2.5}, "Number of images must be a whole number between 1 and 16, got 2.5."),
+        ({"seed": -1}, "Seed must be between 0 and 2147483647, got -1."),
+        ({"seed": 1.5}, "Seed must be a whole number between 0 and 2147483647, got 1.5."),  # not rounded
+        ({"steps": 101}, "Steps must be between 1 and 100, got 101."),  # above MAX_STEPS
+        ({"guidance": -1.0}, "Guidance must be between 0 and 10, got -1."),
+        ({"guidance": 10.5}, "Guidance must be between 0 and 10, got 10.5."),
+        ({"class_choice": "glaucoma"}, "Class must be 'all classes, balanced' or one of ['healthy', 'nevus', "
+                                       "'nevus_fluid', 'melanoma'], got 'glaucoma'."),
+        ({"scheduler": "euler"}, "Scheduler must be one of ['ddim', 'ddpm', 'dpmsolver++', 'sde-dpmsolver++', "
+                                 "'unipc'], got 'euler'."),
     ],
 )
-def test_bad_input_gets_a_clear_error(client, kwargs, message):
-    with pytest.raises(AppError, match=message):
-        generate(client, **kwargs)
+def test_bad_input_gets_an_error_naming_the_field(client, kwargs, message):
+    """The caller reads our message (field, range, value), not Gradio's "Value 17 is greater than
+    maximum value 16.", and the page's status line says it beside an emptied gallery."""
+    generate(client, num_images=1)  # an earlier result on the page
+    args = {"class_choice": "all classes, balanced", "num_images": 6, "seed": 0, "scheduler": "dpmsolver++",
+            "steps": 2, "guidance": 1.0, **kwargs}
+    job = client.submit(*args.values(), api_name="/generate")
+    with pytest.raises(AppError) as raised:
+        job.result()
+    assert str(raised.value) == message
+    assert job.outputs() == [([], None, f"**Not generated:** {message}")]
 
 
 # ---------------------------------------------------------------------- pure functions
@@ -135,8 +159,9 @@ def test_check_request_bounds_the_work(app):
         ((2, -1, "ddim", 10, 1.0), "Seed"),
         ((2.5, 0, "ddim", 10, 1.0), "whole number"),
         ((2, 0, "ddim", 10, "strong"), "Guidance must be a number"),
-        ((2, 0, "ddim", 10, 11), "Guidance must be between 0 and 10"),
-        ((2, 0, "heun", 10, 1.0), "Unknown scheduler 'heun'"),
+        ((2, 0, "ddim", 10, 11), "Guidance must be between 0 and 10, got 11"),
+        ((2, 0, "ddim", 10, float("nan")), "Guidance must be between 0 and 10, got nan"),
+        ((2, 0, "heun", 10, 1.0), r"Scheduler must be one of .*, got 'heun'"),
     ]:
         with pytest.raises(ValueError, match=match):
             app.check_request(*bad)
@@ -148,7 +173,7 @@ def test_class_counts(app):
     assert app.class_counts(app.ALL_CLASSES, 9, names) == {"healthy": 3, "nevus": 2, "nevus_fluid": 2,
                                                           "melanoma": 2}
     assert app.class_counts("nevus", 5, names) == {"nevus": 5}
-    with pytest.raises(ValueError, match="Unknown class 'drusen'"):
+    with pytest.raises(ValueError, match="Class must be .*, got 'drusen'"):
         app.class_counts("drusen", 1, names)
 
 
@@ -171,6 +196,7 @@ def test_bounded_queue_and_extra_tabs(app):
 
 
 def test_model_comes_from_env_var_else_the_demo_model(app, tmp_path, monkeypatch):
+    from medicraft_hf import models
     from medicraft_hf.models import DEMO_MODEL_DIR
 
     monkeypatch.setenv("MEDICRAFT_MODEL", str(save_tiny_pipeline(tmp_path / "from-env")))
@@ -178,12 +204,16 @@ def test_model_comes_from_env_var_else_the_demo_model(app, tmp_path, monkeypatch
     assert model_id == "from-env" and pipe.image_size == (32, 64) and revision.startswith("sha256:")
 
     monkeypatch.delenv("MEDICRAFT_MODEL")
-    if (DEMO_MODEL_DIR / "model_index.json").is_file():
-        pipe, model_id, _ = app.load_model()
-        assert model_id == "medicraft-hf/demo" and pipe.image_size == (64, 128)
-    else:
-        with pytest.raises(FileNotFoundError, match="demo model"):
-            app.load_model()
+    # The demo model ships inside the package: without the variable, it is what the Space serves.
+    assert (DEMO_MODEL_DIR / "unet" / "diffusion_pytorch_model.safetensors").is_file(), "the demo model is missing"
+    pipe, model_id, revision = app.load_model()
+    assert model_id == "medicraft-hf/demo" and pipe.image_size == (64, 128)
+    assert Path(pipe.name_or_path).resolve() == DEMO_MODEL_DIR.resolve() and revision.startswith("sha256:")
+
+    # Had the package lost it, the Space would say so instead of starting on nothing.
+    monkeypatch.setattr(models, "DEMO_MODEL_DIR", tmp_path / "no-demo")
+    with pytest.raises(FileNotFoundError, match="demo model is missing"):
+        app.load_model()
 
 
 # ---------------------------------------------------------------------- Space files

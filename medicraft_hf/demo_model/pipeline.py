@@ -85,6 +85,8 @@ class OCTDiffusionPipeline(DiffusionPipeline):
     def class_id(self, label: Union[int, str]) -> int:
         """A class name or id as an id, with a clear error for unknown classes."""
         names = self.class_names
+        if isinstance(label, (torch.Tensor, np.ndarray)) and label.ndim == 0:
+            label = label.item()  # a 0-dim tensor or array holds one label (int, bool, float or str)
         if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
             if 0 <= int(label) < len(names):
                 return int(label)
@@ -98,9 +100,18 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         raise ValueError(f"A class must be a name or an id, got {label!r}.")
 
     def expand_classes(self, class_labels: ClassSpec) -> List[int]:
-        """Labels as a flat list of ids: one label, a list, or {class: count}."""
+        """Labels as a flat list of ids: one label, a list, or {class: count}.
+
+        A torch tensor or numpy array counts as one label when 0-dim, a list when 1-dim."""
         if class_labels is None:
             return list(range(len(self.class_names)))
+        if isinstance(class_labels, (torch.Tensor, np.ndarray)):
+            if class_labels.ndim == 0:
+                return [self.class_id(class_labels)]
+            if class_labels.ndim != 1:
+                raise ValueError(f"Class labels as a tensor or array must be 0- or 1-dimensional, "
+                                 f"got shape {tuple(class_labels.shape)}.")
+            return [self.class_id(label) for label in class_labels]
         if isinstance(class_labels, dict):
             ids = []
             for label, count in class_labels.items():
