@@ -20,9 +20,9 @@ import time
 import torch
 from diffusers import DDPMScheduler
 
-from medicraft_hf.sampling_defaults import DEFAULT_STEPS
 from medicraft_hf.models import DEFAULT_SCHEDULER, DEMO_MODEL_DIR, load_pipeline, make_scheduler
 from medicraft_hf.pipeline import OCTDiffusionPipeline
+from medicraft_hf.sampling_defaults import DEFAULT_STEPS
 from medicraft_hf.schema import CLASS_NAMES
 from medicraft_hf.unet import build_unet
 

@@ -71,3 +71,17 @@ def model_id_of(model: str | Path | None) -> str:
         return DEMO_MODEL_ID
     path = Path(str(model))
     return path.name if path.exists() else str(model)
+
+
+def weights_digest(state_dict) -> str:
+    """sha256 of a state dict's float32 values in key order: equal digests, equal weights.
+
+    Training compares ranks with it; generation records it as a local model's revision.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        digest.update(key.encode())
+        digest.update(state_dict[key].detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

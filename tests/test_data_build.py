@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest
@@ -75,7 +74,7 @@ def test_bad_rows_all_named_then_skipped_with_report(tmp_path):
     message = str(err.value)
     for name, why in [("dup.png", "duplicate"), ("unknown_label.png", "tumour"), ("trunc.png", "truncated"),
                       ("junk.png", "not a readable image"), ("odd_size.png", "20x32")]:
-        line = next(l for l in message.splitlines() if name in l)
+        line = next(ln for ln in message.splitlines() if name in ln)
         assert why in line, line
     assert "--skip-invalid" in message and "--size" in message
 

@@ -35,7 +35,7 @@ def test_kermany_layout_as_distributed(tmp_path, capsys):
     # patient ids parsed from the file name, then hashed; Kermany's train/test overlap is gone
     first = pseudonym("1000000")
     splits_of_first = [s for s, d in ds.items() if first in set(d["patient_id"])]
-    assert len(splits_of_first) == 1 and len(d_rows := [p for p in ds[splits_of_first[0]]["patient_id"] if p == first]) == 2
+    assert len(splits_of_first) == 1 and len([p for p in ds[splits_of_first[0]]["patient_id"] if p == first]) == 2
     assert b"1000000" not in all_text(out) and b"CNV-1000000" not in all_text(out)
     assert "replaced by a patient-level split" in (out / "README.md").read_text()
     assert "built" in capsys.readouterr().out
@@ -237,7 +237,7 @@ def test_manifest_without_patient_ids_refused_unless_split_by_image(tmp_path, ca
     assert "1 of 6 image(s) have no patient id" in err and "manifest.csv:5" in err  # line 5: the empty cell
     assert "--patient-column" in err and "--split-by image" in err
 
-    manifest.write_text("filename,image_type,diagnosis\n" + "\n".join(l.rsplit(",", 1)[0] for l in lines) + "\n")
+    manifest.write_text("filename,image_type,diagnosis\n" + "\n".join(ln.rsplit(",", 1)[0] for ln in lines) + "\n")
     assert main(["build", str(manifest), "--from", "manifest", "--out", str(out)]) == 2
     assert "6 of 6 image(s) have no patient id" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="no patient_id"):

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score, roc_auc_score
 
-from medicraft_hf.evaluation.fidelity import fidelity_metrics, frechet_distance, kernel_inception_distance, precision_recall
+from medicraft_hf.evaluation.fidelity import (
+    fidelity_metrics,
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall,
+)
 from medicraft_hf.evaluation.protocols import METRIC_PATH, load_metric, summarize
 
 NAMES = ["healthy", "nevus", "nevus_fluid", "melanoma"]

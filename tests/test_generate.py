@@ -41,6 +41,7 @@ from medicraft_hf.generate import (
 from medicraft_hf.models import load_pipeline, make_scheduler
 from medicraft_hf.schema import CLASS_NAMES, check_schema
 from tests.factories import save_tiny_pipeline, tiny_pipeline
+from tests.launch import accelerate_cpu_launch, run_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SIZE = (16, 32)
@@ -61,8 +62,9 @@ def dataset_rows(out_dir: Path) -> list[dict]:
 
 
 def pixels(row) -> np.ndarray:
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(row["image"]["bytes"])), dtype=np.int16)
 
@@ -253,7 +255,8 @@ def test_anatomy_filter_regenerates_until_counts_are_met(model_dir, tmp_path):
     def brightness(image):  # a deterministic stand-in QC: passes the brighter half of the images
         return SimpleNamespace(verdict="ok", score=float(np.asarray(image).mean()) / 255)
 
-    first = list(generate_images(load_pipeline(model_dir, scheduler="dpmsolver++"), {"nevus": 8}, num_inference_steps=2, batch_size=4))
+    first = list(generate_images(load_pipeline(model_dir, scheduler="dpmsolver++"), {"nevus": 8},
+                                 num_inference_steps=2, batch_size=4))
     threshold = float(np.median([brightness(r["image"]).score for r in first]))
     runs = []
     for name, flush_every in (("a", 1), ("b", 64)):
@@ -306,10 +309,9 @@ def test_killed_run_resumed_by_two_processes_equals_the_uninterrupted_run(model_
 
     # Resume: the same command, now over two CPU processes (the documented accelerate invocation)
     # and another batch size.
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+    launch = [*accelerate_cpu_launch(num_processes=2),
               "-m", "medicraft_hf.generate", "--out", str(killed), *settings, "--flush-every", "3", "--batch-size", "4"]
-    proc = subprocess.run(launch, env={**child_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True, timeout=300)
+    proc = run_group(launch, env={**child_env(), "ACCELERATE_USE_CPU": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("80 synthetic images") == 1  # only the main process finalizes and reports
 

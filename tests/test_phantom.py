@@ -152,4 +152,5 @@ def test_phantom_command_saves_a_loadable_dataset_split_by_patient(tmp_path):
     assert sum(len(ds) for ds in dsdict.values()) == 8 * 12
     check_no_patient_leakage(dsdict)
     assert "phantom" in (out / "README.md").read_text()
-    assert main(["phantom", "--num-patients", "4", "--size", "32x64", "--class-weights", "healthy", "--out", str(tmp_path / "x")]) == 2
+    assert main(["phantom", "--num-patients", "4", "--size", "32x64", "--class-weights", "healthy",
+                 "--out", str(tmp_path / "x")]) == 2

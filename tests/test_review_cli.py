@@ -9,8 +9,8 @@ from pathlib import Path
 
 import datasets
 import pytest
-from sklearn.metrics import cohen_kappa_score
 from datasets import DatasetDict
+from sklearn.metrics import cohen_kappa_score
 
 from medicraft_hf.cards.model_card import model_card
 from medicraft_hf.cli import build_parser, main

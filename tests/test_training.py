@@ -25,6 +25,7 @@ from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
 from medicraft_hf.schema import CLASS_NAMES, empty_row, oct_features
 from medicraft_hf.training import checkpoints
 from medicraft_hf.training.data import EpochSampler, select_training_split
+from tests.launch import accelerate_cpu_launch, free_port, run_group, run_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "training" / "train_ddpm.py"
@@ -424,10 +425,9 @@ def test_two_cpu_processes_keep_identical_weights_and_only_rank0_writes(tmp_path
                      gradient_accumulation_steps=1, use_ema=True, push_to_hub=True, hub_model_id=repo_id)
     # The shipped config = `--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no
     # --dynamo_backend no` with ACCELERATE_USE_CPU=1 (gloo).
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "cpu_2proc.yaml"),
+    cmd = [*accelerate_cpu_launch(config_file=CONFIGS / "cpu_2proc.yaml"),
            str(audit), str(out), str(log), str(SCRIPT), *argv]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**env(), "ACCELERATE_USE_CPU": "1"},
-                            cwd=ROOT, timeout=300)
+    result = run_group(cmd, env={**env(), "ACCELERATE_USE_CPU": "1"}, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     logs = result.stdout + result.stderr
     assert "batch 4 (per device 2 x 2 processes x 1 accumulation)" in logs
@@ -467,3 +467,65 @@ def test_medicraft_train_builds_the_accelerate_launch_command(capsys):
     assert printed[3:5] == ["--config_file", str(config)]
     assert printed[5:] == [str(SCRIPT), "--dataset_name", "d", "--use_ema"]
     assert cli(["train", "--dry_run", "--config_file", "missing.yaml", "--", "--use_ema"]) == 2
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_other_and_leaves_a_resumable_checkpoint(tmp_path, dataset_dir):
+    """SIGKILL rank 1 mid-run: rank 0 must not wait forever, and `latest` must resume."""
+    import psutil
+
+    out = tmp_path / "out"
+    argv = base_args(dataset_dir, out, max_train_steps=400, checkpointing_steps=2, validation_steps=1000,
+                     gradient_accumulation_steps=1)
+    cmd = [*accelerate_cpu_launch(num_processes=2), str(SCRIPT), *argv]
+    launcher = subprocess.Popen(cmd, env={**env(), "ACCELERATE_USE_CPU": "1"}, cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while checkpoints.latest_checkpoint(out) is None and launcher.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert checkpoints.latest_checkpoint(out) is not None, "no checkpoint before the kill"
+        ranks = {int(p.environ().get("RANK", -1)): p for p in psutil.Process(launcher.pid).children(recursive=True)
+                 if "train_ddpm.py" in " ".join(p.cmdline())}
+        assert set(ranks) == {0, 1}, ranks
+        killed_at = time.time()
+        ranks[1].kill()
+        # The launcher notices the dead worker and ends the other one (torchrun's agent).
+        launcher.wait(timeout=60)
+        stopped_after = time.time() - killed_at
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    err = launcher.stderr.read()
+    assert launcher.returncode != 0 and stopped_after < 60, err[-3000:]
+    assert not ranks[0].is_running() or ranks[0].status() == psutil.STATUS_ZOMBIE
+    assert "ChildFailedError" in err or "exitcode" in err, err[-3000:]  # a clear error naming the failed rank
+
+    # Only complete checkpoints count; `latest` is one, and a single process resumes from it.
+    step = checkpoints.latest_checkpoint(out).name.split("-")[1]
+    assert not any(p.name.startswith(".checkpoint-") and not p.name.endswith(".tmp") for p in out.iterdir())
+    log = run_script([*argv[:argv.index("--max_train_steps")], "--max_train_steps", str(int(step) + 2),
+                      *argv[argv.index("--max_train_steps") + 2:], "--resume_from_checkpoint", "latest"])
+    assert f"Resumed from {out / f'checkpoint-{step}'} at step {step}." in log
+    assert f"Done: {int(step) + 2} steps" in log
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_train_agree_and_exit(tmp_path, dataset_dir):
+    """training/README.md's multi-node recipe: two launchers (one per "node") on 127.0.0.1, static rendezvous."""
+    out = tmp_path / "out"
+    argv = base_args(dataset_dir, out, max_train_steps=6, checkpointing_steps=3, validation_steps=6,
+                     gradient_accumulation_steps=1, use_ema=True)
+    port = free_port()
+    cmds = [[*accelerate_cpu_launch(num_processes=2, num_machines=2, machine_rank=rank, port=port), str(SCRIPT), *argv]
+            for rank in (0, 1)]
+    results = run_groups(cmds, env={**env(), "ACCELERATE_USE_CPU": "1"}, cwd=ROOT, timeout=240)
+    for result in results:
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+        assert "Done: 6 steps" in result.stdout + result.stderr
+    logs = results[0].stdout + results[0].stderr
+    assert "batch 4 (per device 2 x 2 processes x 1 accumulation)" in logs
+    assert "Weights identical on all 2 processes" in logs
+    assert [s for s, _ in checkpoints.list_checkpoints(out)] == [3, 6]
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in (out / "checkpoint-6").iterdir()}

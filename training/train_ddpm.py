@@ -24,21 +24,24 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, gather_object, set_seed
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from medicraft_hf.cards.model_card import model_card
+from medicraft_hf.distributed import leave_process_group
 from medicraft_hf.hub import push_model_folder
 from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.models import DEFAULT_SCHEDULER, make_scheduler
+from medicraft_hf.parsing import parse_resolution
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.training import checkpoints
 from medicraft_hf.training.data import (
@@ -51,7 +54,7 @@ from medicraft_hf.training.data import (
     with_training_transform,
 )
 from medicraft_hf.training.validation import log_grid, sample_grid
-from medicraft_hf.unet import PRESETS, build_unet, parse_resolution, unet_from_pipeline
+from medicraft_hf.unet import PRESETS, build_unet, unet_from_pipeline
 
 # Hidden, so that pushes (which skip hidden files) never publish local dataset paths.
 RUN_FILE = ".training_run.json"
@@ -84,6 +87,9 @@ def parse_args(argv=None):
                    "(default: all classes of the dataset).")
     p.add_argument("--class_balanced", action="store_true", help="Draw every class equally often.")
     p.add_argument("--dataloader_num_workers", type=int, default=0)
+    p.add_argument("--ddp_timeout", type=int, default=1800,
+                   help="Seconds a collective waits for the other ranks before the run fails (e.g. a rank that "
+                        "died on another node).")
     # model
     p.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS), help="UNet size.")
     p.add_argument("--resolution", default=None, help="HxW, e.g. 64x128 (default: the preset's).")
@@ -234,6 +240,7 @@ def main(argv=None):
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir),
                                             logging_dir=str(output_dir / args.logging_dir)),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout))],
     )
     log = accelerator.print
 
@@ -397,7 +404,10 @@ def main(argv=None):
         # Pipeline, card and sample grids; checkpoints and logs stay local. Private unless told otherwise.
         push_model_folder(output_dir, args.hub_model_id, private=args.hub_private_repo,
                           commit_message=f"train_ddpm.py: pipeline after {global_step} steps")
-    accelerator.end_training()
+    # Free the DDP wrapper before the process group goes: else its Reducer owns the group at
+    # interpreter exit, and a rank can deadlock there (medicraft_hf.distributed explains).
+    model = optimizer = train_dataloader = lr_scheduler = None
+    leave_process_group(accelerator)
     log(f"Done: {global_step} steps; pipeline saved in {output_dir}.")
     return {"global_step": global_step, "images_per_second": speed if images_seen else 0.0}
 

@@ -65,10 +65,11 @@ def anatomy_filter_of(args):
 def run(args) -> int:
     from medicraft_hf.generate import generate_dataset, parse_counts
     from medicraft_hf.hub import HubPushError
+    from medicraft_hf.sources import check_repo_id
 
     counts = parse_counts(args.counts) if args.counts is not None else None
-    if args.push_to_hub is not None and "/" not in args.push_to_hub:
-        raise ValueError(f"--push-to-hub {args.push_to_hub!r} needs a namespace: <user-or-org>/<name>")
+    if args.push_to_hub is not None:
+        check_repo_id(args.push_to_hub, "--push-to-hub")
     options = dict(
         model=args.model, revision=args.revision, scheduler=args.scheduler, num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale, batch_size=args.batch_size, seed=args.seed, split=args.split,
@@ -76,16 +77,21 @@ def run(args) -> int:
         evaluation_report=args.evaluation_report, name=args.name, overwrite=args.overwrite,
         push_to_hub=args.push_to_hub, private=not args.public, flush_every=args.flush_every,
     )
-    try:
-        result = generate_dataset(args.out, counts, per_class=args.per_class, **options)
-    except HubPushError as err:
-        print(f"medicraft generate: error: {err}", file=sys.stderr)
-        return 1
     from accelerate import PartialState
 
-    if PartialState().is_main_process:
+    from medicraft_hf.distributed import leave_process_group
+
+    try:
+        result = generate_dataset(args.out, counts, per_class=args.per_class, **options)
+    except HubPushError as err:  # the main process's push, after all the ranks' work
+        print(f"medicraft generate: error: {err}", file=sys.stderr)
+        leave_process_group(PartialState())
+        return 1
+    state = PartialState()
+    if state.is_main_process:
         print(result.summary())
         if result.pushed_commit:
             print(f"pushed to dataset repo {args.push_to_hub} ({'public' if args.public else 'private'}, "
                   f"commit {result.pushed_commit[:12]})")
+    leave_process_group(state)  # under `accelerate launch`: every rank exits (see medicraft_hf.distributed)
     return 0

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
@@ -21,7 +23,23 @@ from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-ClassSpec = Union[int, str, Sequence[Union[int, str]], Dict[Union[int, str], int], None]
+try:  # with medicraft_hf installed, errors that the CLI and the Space name in their own words
+    from medicraft_hf.errors import ArgumentError
+except ImportError:  # plain diffusers, loading this file beside a model
+    ArgumentError = None
+
+ClassSpec = Union[int, str, Sequence[Union[int, str]], Dict[Union[int, str], int], torch.Tensor, np.ndarray, None]
+DEFAULT_STEPS = 20  # = medicraft_hf.sampling_defaults.DEFAULT_STEPS (this file imports no medicraft_hf module)
+
+# Batch-invariant sampling changes process-wide torch settings (thread count, oneDNN): such
+# calls run one at a time in a process, so two requests never see each other's settings.
+_PROCESS_SETTINGS = threading.Lock()
+
+
+def _argument_error(argument: str, template: str) -> ValueError:
+    if ArgumentError is not None:
+        return ArgumentError(argument, template)
+    return ValueError(template.replace("{argument}", argument))
 
 
 @dataclass
@@ -123,12 +141,22 @@ class OCTDiffusionPipeline(DiffusionPipeline):
             return [self.class_id(class_labels)]
         return [self.class_id(label) for label in class_labels]
 
+    @staticmethod
+    def check_inputs(num_inference_steps, guidance_scale) -> None:
+        """The sampling settings' one check (generation calls it before any work starts)."""
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise _argument_error("num_inference_steps",
+                                  f"{{argument}} must be a positive integer, got {num_inference_steps!r}.")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
+                or not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise _argument_error("guidance_scale", f"{{argument}} must be a number >= 0, got {guidance_scale!r}.")
+
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def __call__(
         self,
         class_labels: ClassSpec = None,
-        num_inference_steps: int = 25,
+        num_inference_steps: int = DEFAULT_STEPS,
         guidance_scale: float = 1.0,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         latents: Optional[torch.Tensor] = None,
@@ -139,8 +167,8 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         """Sample images.
 
         Args:
-            class_labels: a class name or id, a list of them (one image each), or a dict
-                `{class: count}`. `None` gives one image per class.
+            class_labels: a class name or id, a list of them (one image each), a 1-d tensor or
+                array of ids, or a dict `{class: count}`. `None` gives one image per class.
             num_inference_steps: denoising steps of the scheduler.
             guidance_scale: classifier-free guidance weight; 1.0 is plain conditional
                 sampling, larger values follow the class more strongly.
@@ -155,10 +183,7 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         """
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
+        self.check_inputs(num_inference_steps, guidance_scale)
         ids = self.expand_classes(class_labels)
         batch = len(ids)
         if batch == 0:
@@ -184,7 +209,8 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         step_kwargs = {}
         if "generator" in _step_params(self.scheduler):
             step_kwargs["generator"] = generator
-        with batch_invariant_kernels(batch_invariant):
+        one_at_a_time = _PROCESS_SETTINGS if batch_invariant else contextlib.nullcontext()
+        with one_at_a_time, batch_invariant_kernels(batch_invariant):
             for t in self.progress_bar(self.scheduler.timesteps):
                 model_input = torch.cat([latents, latents]) if use_cfg else latents
                 model_input = self.scheduler.scale_model_input(model_input, t)
@@ -215,12 +241,15 @@ class OCTDiffusionPipeline(DiffusionPipeline):
                 return self.unet(x[i : i + 1], t, class_labels=labels[i : i + 1]).sample
 
         threads = torch.get_num_threads()
-        if x.device.type != "cpu" or threads == 1 or len(x) == 1:
+        if x.device.type != "cpu" or threads == 1:
             return torch.cat([one(i) for i in range(len(x))])
-        # On CPU one small image keeps several threads poorly busy: run images side by side,
-        # one thread each (the kernels used here give the same bits with any thread count).
+        # On CPU every UNet call runs on exactly one thread, a lone image included: BLAS splits
+        # a product's sums by thread (MKL with 2 threads on a one-image call), and how it splits
+        # them differs between CPUs. Images of a batch run side by side, one thread each.
         torch.set_num_threads(1)
         try:
+            if len(x) == 1:
+                return one(0)
             with ThreadPoolExecutor(min(threads, len(x))) as pool:
                 return torch.cat(list(pool.map(one, range(len(x)))))
         finally:
@@ -238,8 +267,9 @@ def batch_invariant_kernels(enabled: bool = True):
     """Kernels whose results do not depend on the thread count (CPU) or on autotuning (CUDA).
 
     oneDNN convolutions split their sums by thread, so 1 and 2 threads differ in the last
-    bits; PyTorch's own CPU convolution does not (measured: identical images with 1 and 2
-    threads). On CUDA, cuDNN is asked for deterministic algorithms and no benchmarking.
+    bits; PyTorch's own CPU convolution (im2col + BLAS, run on one thread by `_predict`)
+    does not. On CUDA, cuDNN is asked for deterministic algorithms and no benchmarking.
+    (`import medicraft_hf` also puts MKL in its strict reproducible mode, `MKL_CBWR`.)
     """
     if not enabled:
         yield

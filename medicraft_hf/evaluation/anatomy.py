@@ -302,7 +302,7 @@ def validate_on_phantom(size=(64, 128), per_class: int = 10, seed: int = 1000) -
 
     confusion = {e: {v: 0 for v in ANATOMY_VERDICTS} for e in EXPECTED_VERDICT}
     per_label = {c: [0, 0] for c in PHANTOM_CLASSES}
-    for defect, expected in EXPECTED_VERDICT.items():
+    for defect in EXPECTED_VERDICT:
         for ci, label in enumerate(PHANTOM_CLASSES):
             for i in range(per_class):
                 rng = np.random.default_rng([seed, ci, i])

@@ -177,7 +177,7 @@ def summary_table(report: dict) -> str:
 
 
 def markdown_report(report: dict) -> str:
-    s, names = report["summary"], report["data"]["class_names"]
+    names = report["data"]["class_names"]
     out = ["# Synthetic OCT evaluation", ""]
     d = report["data"]
     out += [

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, Value, concatenate_datasets
 
-from medicraft_hf.io import fsync_dir
 from medicraft_hf.deid import pseudonym
+from medicraft_hf.io import fsync_dir
 from medicraft_hf.review.verdicts import normalize_origin, normalize_verdict
 
 # What a rating says about which image it rates: the dataset's de-identified image_id and
@@ -275,12 +275,11 @@ def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revisi
 
     The repo's ratings are merged in first, so sites and reviewers can push their own
     stores one after another and the repo keeps the union (each rating once). Ratings are
-    not OCT images, so this goes through the hub module's repo, card and retry helpers
-    rather than `push_dataset_dict` (which checks the OCT schema).
+    not OCT images: `push_dataset_dict` skips its OCT checks for them.
     """
-    from huggingface_hub import DatasetCard, HfApi
+    from huggingface_hub import DatasetCard
 
-    from medicraft_hf.hub import _ensure_repo, _push_merged_card, _with_retries
+    from medicraft_hf.hub import push_dataset_dict
 
     ratings = load_ratings(ratings)
     card = DatasetCard(
@@ -292,15 +291,9 @@ def push_ratings(ratings: Dataset, repo_id: str, *, private: bool = True, revisi
         "`image_id` and, for synthetic images, the model, revision and seed that made it. Made with "
         "`medicraft review`; summarize with `medicraft review-report`.\n"
     )
-    api = HfApi()
 
-    def push():
-        _ensure_repo(api, repo_id, "dataset", private=private, revision=revision)
-        merged = ratings
-        if any(f.endswith(".parquet") for f in api.list_repo_files(repo_id, repo_type="dataset", revision=revision)):
-            merged = merge_ratings([load_ratings(repo_id, revision=revision), ratings])
-        DatasetDict({"train": merged}).push_to_hub(repo_id, revision=revision, commit_message="Add expert ratings")
-        _push_merged_card(api, card, repo_id, revision)
-        return api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
+    def merge(on_hub: DatasetDict, new: DatasetDict) -> DatasetDict:
+        return DatasetDict({"train": merge_ratings([*on_hub.values(), new["train"]])})
 
-    return _with_retries(push, what="ratings", repo_id=repo_id, local_dir=None, max_attempts=3, retry_wait=2.0)
+    return push_dataset_dict(DatasetDict({"train": ratings}), repo_id, card=card, private=private, revision=revision,
+                             commit_message="Add expert ratings", oct_schema=False, merge=merge, what="ratings")
