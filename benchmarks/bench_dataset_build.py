@@ -31,6 +31,7 @@ from PIL import Image
 
 from medicraft_hf.data.phantom import phantom_rows
 from medicraft_hf.data.split import split_by_patient
+from medicraft_hf.parsing import parse_size
 from medicraft_hf.schema import RADIAL_PLANES_DEG
 
 
@@ -99,7 +100,7 @@ def main() -> None:
                         help="render only this many patients and derive the rest (default: render all)")
     parser.add_argument("--out", default=None, help="where to save (default: a temporary folder, removed after)")
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.size.split("x"))
+    size = parse_size(args.size, "--size")
     patients = math.ceil(args.num_images / len(RADIAL_PLANES_DEG))
     anonymous = PeakAnonymous()
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-build-")) / "phantom"

@@ -47,9 +47,9 @@ def child(count: int, resolution: str, batch_size: int) -> None:
     from diffusers import DDPMScheduler, UNet2DModel
 
     from medicraft_hf.generate import generate_dataset
+    from medicraft_hf.parsing import parse_resolution
     from medicraft_hf.pipeline import OCTDiffusionPipeline
     from medicraft_hf.schema import CLASS_NAMES
-    from medicraft_hf.unet import parse_resolution
 
     size = parse_resolution(resolution)
     torch.manual_seed(0)

@@ -18,6 +18,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from medicraft_hf.data.phantom import build_phantom_dataset, phantom_rows, save_phantom_dataset  # noqa: E402
+from medicraft_hf.parsing import parse_size  # noqa: E402
 
 
 def main():
@@ -26,7 +27,7 @@ def main():
     parser.add_argument("--num-patients", type=int, default=4, help="12 B-scans each, for the rendering figure")
     parser.add_argument("--build", type=int, default=0, help="also build and save a dataset of this many patients")
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = parse_size(args.size, "--size")
     start, cpu = time.perf_counter(), time.process_time()
     n = sum(1 for _ in phantom_rows(args.num_patients, seed=0, size=size))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu

@@ -32,9 +32,10 @@ from diffusers.training_utils import EMAModel
 
 from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
 from medicraft_hf.data.phantom import phantom_rows
+from medicraft_hf.parsing import parse_resolution
 from medicraft_hf.schema import CLASS_NAMES
 from medicraft_hf.training.data import load_dataset_dict, with_training_transform
-from medicraft_hf.unet import PRESETS, build_unet, parse_resolution
+from medicraft_hf.unet import PRESETS, build_unet
 
 ROOT = Path(__file__).resolve().parents[1]
 

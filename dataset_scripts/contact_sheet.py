@@ -7,6 +7,7 @@ import argparse
 
 from medicraft_hf.data.phantom import DEFECTS, contact_sheet
 from medicraft_hf.io import atomic_path
+from medicraft_hf.parsing import parse_size
 
 
 def main():
@@ -16,8 +17,7 @@ def main():
     parser.add_argument("--no-defects", action="store_true", help="classes only")
     parser.add_argument("--out", default="docs/phantom_contact_sheet.png")
     args = parser.parse_args()
-    height, width = (int(v) for v in args.size.lower().split("x"))
-    sheet = contact_sheet((height, width), seed=args.seed, defects=() if args.no_defects else DEFECTS)
+    sheet = contact_sheet(parse_size(args.size, "--size"), seed=args.seed, defects=() if args.no_defects else DEFECTS)
     with atomic_path(args.out) as tmp:
         sheet.save(tmp, format="PNG", optimize=True)
     print(f"wrote {args.out} ({sheet.width}x{sheet.height})")

@@ -19,13 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
-from datasets import DatasetDict
+from datasets import DatasetDict, load_dataset
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from medicraft_hf.data.load import load_dataset_folder, load_oct_dataset
 from medicraft_hf.data.split import check_no_patient_leakage
+from medicraft_hf.errors import RunError
 from medicraft_hf.schema import check_schema
+from medicraft_hf.sources import is_dataset_dir
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +39,10 @@ DEFAULT_MAX_SHARD_SIZE = "200MB"
 PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # Training leftovers that are not part of a model repo.
 MODEL_IGNORE_PATTERNS = ["checkpoint-*/**", "checkpoint-*", "logs/**", ".*", "**/.*", "*.tmp"]
-DATA_DIR = "data"
 
 
-class HubPushError(RuntimeError):
+class HubPushError(RunError):
     """A push failed; the message says what is intact and how to retry."""
-
-
-def is_dataset_dir(path: str | os.PathLike) -> bool:
-    """A dataset saved in Hub layout: README.md plus parquet shards under data/."""
-    path = Path(path)
-    return (path / "README.md").is_file() and any((path / DATA_DIR).glob("*.parquet"))
 
 
 def is_model_dir(path: str | os.PathLike) -> bool:
@@ -65,6 +60,8 @@ def push_dataset_dict(
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     commit_message: str = "Upload OCT dataset",
     oct_schema: bool = True,
+    merge: Callable[[DatasetDict, DatasetDict], DatasetDict] | None = None,
+    what: str | None = None,
     max_attempts: int = 3,
     retry_wait: float = 2.0,
 ) -> str:
@@ -75,6 +72,9 @@ def push_dataset_dict(
     so the Hub copy keeps both the card's text and what `load_dataset` needs.
     OCT datasets are checked first (schema, no patient in two splits); pass
     `oct_schema=False` for other tables (e.g. expert ratings).
+    `merge(on_hub, dsdict)` returns what to push when the repo already holds data (read
+    afresh on every attempt), so that pushes from several places keep the union (ratings).
+    `what` names the data in errors (default: "dataset" and the folder).
     Returns the commit id of the final state of `revision` (default branch if None).
     """
     local_dir = None
@@ -88,13 +88,17 @@ def push_dataset_dict(
     if local_dir is None and oct_schema:
         check_schema(dsdict)
         check_no_patient_leakage(dsdict)
-    what = f"dataset {local_dir}" if local_dir else "dataset"
+    what = what or (f"dataset {local_dir}" if local_dir else "dataset")
     api = HfApi()
 
     def push():
         _ensure_repo(api, repo_id, "dataset", private=private, revision=revision)
-        dsdict.push_to_hub(repo_id, revision=revision, max_shard_size=max_shard_size,
-                           commit_message=commit_message)
+        pushed = dsdict
+        if merge is not None and any(f.endswith(".parquet") for f in
+                                     api.list_repo_files(repo_id, repo_type="dataset", revision=revision)):
+            on_hub = load_dataset(repo_id, revision=revision)
+            pushed = merge(on_hub if isinstance(on_hub, DatasetDict) else DatasetDict({"train": on_hub}), dsdict)
+        pushed.push_to_hub(repo_id, revision=revision, max_shard_size=max_shard_size, commit_message=commit_message)
         if card is not None:
             _push_merged_card(api, card, repo_id, revision)
         return api.repo_info(repo_id, repo_type="dataset", revision=revision).sha

@@ -13,6 +13,7 @@ from diffusers import (
 
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.sampling_defaults import DEFAULT_SCHEDULER, SCHEDULER_NAMES  # noqa: F401 (re-exported)
+from medicraft_hf.sources import public_name
 
 # The small model trained on the phantom that ships inside the package (issue: demo model).
 DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
@@ -67,10 +68,7 @@ def load_pipeline(model: str | Path | None = None, revision: str | None = None,
 
 def model_id_of(model: str | Path | None) -> str:
     """The name provenance records for a model argument (never a local absolute path)."""
-    if model is None:
-        return DEMO_MODEL_ID
-    path = Path(str(model))
-    return path.name if path.exists() else str(model)
+    return DEMO_MODEL_ID if model is None else str(public_name(model))
 
 
 def weights_digest(state_dict) -> str:

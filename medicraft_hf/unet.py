@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from diffusers import UNet2DModel
 
+from medicraft_hf.parsing import parse_resolution
+
 # name -> (resolution (H, W), block widths, attention on the lowest level, layers per block)
 PRESETS: dict[str, dict] = {
     # Trains on 2 CPU cores in about an hour; the demo model's shape.
@@ -15,25 +17,6 @@ PRESETS: dict[str, dict] = {
     # Tests: a forward pass in milliseconds.
     "tiny": {"sample_size": (32, 64), "block_out_channels": (16, 32), "layers_per_block": 1},
 }
-
-
-def parse_resolution(value: str | int | Sequence[int]) -> tuple[int, int]:
-    """'64x128' / '64' / (64, 128) -> (height, width), each a positive multiple of 8."""
-    if isinstance(value, str):
-        parts = value.lower().replace("×", "x").split("x")
-        try:
-            dims = tuple(int(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"Resolution {value!r} is not HxW (e.g. 64x128) or a single size.") from None
-    elif isinstance(value, int):
-        dims = (value,)
-    else:
-        dims = tuple(int(v) for v in value)
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2 or min(dims) <= 0 or any(d % 8 for d in dims):
-        raise ValueError(f"Resolution {value!r} must be HxW with positive multiples of 8, e.g. 64x128.")
-    return dims
 
 
 def build_unet(num_classes: int, preset: str = "cpu-small", resolution=None) -> UNet2DModel:

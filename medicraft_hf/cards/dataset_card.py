@@ -11,6 +11,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from medicraft_hf.schema import class_names_of
+from medicraft_hf.sources import is_repo_id
 
 SPLIT_STATEMENT = (
     "Splits are made **by patient**: every patient's B-scans are in exactly one split "
@@ -148,7 +149,7 @@ def dataset_card(
         raise ValueError("dataset_card needs a non-empty DatasetDict of splits.")
     class_names = class_names_of(dsdict)
     total = sum(len(ds) for ds in dsdict.values())
-    repo_id = name if "/" in name else f"<your-org>/{name}"
+    repo_id = name if is_repo_id(name) else f"<your-org>/{name}"
     pretty = name.split("/")[-1]
 
     data = DatasetCardData(

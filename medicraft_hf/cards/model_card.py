@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from medicraft_hf.sources import is_hub_id
+
 INTENDED_USE = (
     "Research and education: generating class-balanced synthetic OCT B-scans to study data "
     "augmentation, privacy and evaluation of generative models. **Not for diagnosis** or any "
@@ -49,7 +51,7 @@ def model_card(
     """
     class_names = list(class_names)
     height, width = resolution
-    hub_dataset = dataset_name if _looks_like_hub_id(dataset_name) else None
+    hub_dataset = dataset_name if is_hub_id(dataset_name) else None
     data = ModelCardData(
         license=license,
         library_name="diffusers",
@@ -129,10 +131,3 @@ pipe = DiffusionPipeline.from_pretrained("<folder>", custom_pipeline="<folder>",
 {expert_review or "Pending: run `medicraft review` and `medicraft review-report`."}
 """
     return ModelCard(content)
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    import os
-
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not os.path.exists(name) and not name.startswith((".", "/", "~"))

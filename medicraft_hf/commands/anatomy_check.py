@@ -25,9 +25,10 @@ def folder_items(source: str):
     from pathlib import Path
 
     from medicraft_hf.data.folders import image_files
+    from medicraft_hf.sources import saved_dataset_format
 
     root = Path(source)
-    if not root.is_dir() or (root / "data").is_dir() or (root / "dataset_dict.json").is_file():
+    if not root.is_dir() or saved_dataset_format(root):
         return None
     files = image_files(root)
     if not files:

@@ -98,32 +98,19 @@ def _patient_advice(args) -> str:
             f"<patient>_<n>.png), or list the files in a CSV manifest with a patient column (--from manifest); {image_split}")
 
 
-def _pair(text: str, what: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not HxW, e.g. 256x512") from None
-    if height <= 0 or width <= 0:
-        raise ValueError(f"{what} {text!r} must be positive")
-    return height, width
-
-
 def run(args) -> int:
     from medicraft_hf.cards.dataset_card import dataset_card
     from medicraft_hf.data.build import build_dataset_dict, save_dataset_dict
     from medicraft_hf.data.folders import folder_rows, kermany_rows
     from medicraft_hf.data.manifest import manifest_rows
     from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problems
+    from medicraft_hf.parsing import parse_fractions, parse_size
 
     out = Path(args.out)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    size = _pair(args.size, "--size") if args.size else None  # not unet.parse_resolution: importing diffusers costs seconds
-    names = ("train", "validation", "test")
-    values = [float(v) for v in args.fractions.split(",")]
-    if len(values) != 3:
-        raise ValueError(f"--fractions {args.fractions!r} needs three numbers: train,validation,test")
-    fractions = dict(zip(names, values))
-    vendor = {"img_shape": _pair(args.img_shape, "--img-shape"), "planes": args.planes}
+    size = parse_size(args.size, "--size") if args.size else None
+    fractions = parse_fractions(args.fractions, "--fractions")
+    vendor = {"img_shape": parse_size(args.img_shape, "--img-shape"), "planes": args.planes}
 
     problems = Problems()
     if args.kind == "kermany":

@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from medicraft_hf.evaluation.classifier import ClassifierSettings
     from medicraft_hf.evaluation.run import run_evaluation
-    from medicraft_hf.unet import parse_resolution
+    from medicraft_hf.parsing import parse_resolution
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")

@@ -26,14 +26,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--license", default="mit", help="license field of the dataset card")
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size {text!r} is not HxW, e.g. 256x512") from None
-    return height, width
-
-
 def _weights(text: str | None) -> dict[str, float] | None:
     if not text:
         return None
@@ -51,13 +43,11 @@ def _weights(text: str | None) -> dict[str, float] | None:
 
 def run(args) -> int:
     from medicraft_hf.data.phantom import build_phantom_dataset, save_phantom_dataset
+    from medicraft_hf.parsing import parse_fractions, parse_size
 
-    size = _size(args.size)
+    size = parse_size(args.size, "--size")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    values = [float(v) for v in args.fractions.split(",")]
-    if len(values) != 3:
-        raise ValueError(f"--fractions {args.fractions!r} needs three numbers: train,validation,test")
-    fractions = dict(zip(("train", "validation", "test"), values))
+    fractions = parse_fractions(args.fractions, "--fractions")
     dsdict = build_phantom_dataset(args.num_patients, seed=args.seed, size=size, class_names=classes,
                                    class_weights=_weights(args.class_weights), fractions=fractions)
     out = save_phantom_dataset(dsdict, args.out, name=args.name, seed=args.seed, size=size, license=args.license)

@@ -24,9 +24,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # Imported here so that `medicraft --help` stays fast.
     from medicraft_hf.hub import HubPushError, is_dataset_dir, is_model_dir, push_dataset_dict, push_model_folder
+    from medicraft_hf.sources import check_repo_id
 
-    if "/" not in args.repo_id:
-        raise ValueError(f"repo_id {args.repo_id!r} needs a namespace: <user-or-org>/<name>")
+    check_repo_id(args.repo_id, "repo_id")
     if args.max_attempts < 1:
         raise ValueError(f"--max-attempts must be at least 1, got {args.max_attempts}")
     options = {"private": not args.public, "revision": args.revision, "max_attempts": args.max_attempts}

@@ -9,8 +9,6 @@ real scans are mixed in and reviewers also answer "real or synthetic?" (blinded 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 HELP = "serve the expert review app (one scan, one click or key per verdict) over a dataset"
 
 
@@ -30,14 +28,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=7861, help="port to serve on")
 
 
-def _dataset_name(source: str) -> str:
-    # A local folder is named by its last part (ratings merge across machines); a Hub id as is.
-    return Path(source).name if Path(source).exists() else source
-
-
 def review_round(args):
     """The `ReviewRound` these arguments describe (what `run` serves)."""
     from medicraft_hf.review.session import ReviewRound, default_anatomy_check, load_review_dataset
+    from medicraft_hf.sources import public_name
 
     dataset = load_review_dataset(args.dataset, split=args.split, revision=args.revision)
     if args.num_images is not None:
@@ -49,8 +43,9 @@ def review_round(args):
         dataset,
         args.ratings,
         real=real,
-        dataset_name=_dataset_name(args.dataset),
-        real_name=_dataset_name(args.real) if args.real else "real",
+        # A local folder is named by its last part (ratings merge across machines); a Hub id as is.
+        dataset_name=public_name(args.dataset),
+        real_name=public_name(args.real) if args.real else "real",
         round_name=args.round_name,
         seed=args.seed,
         anatomy_check=None if args.no_anatomy_check else default_anatomy_check,

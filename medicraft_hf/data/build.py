@@ -26,8 +26,8 @@ from medicraft_hf.data.images import InvalidImageError, encode_png, load_image, 
 from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problem, Problems
 from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.schema import CLASS_NAMES, EYES, SOURCES, check_schema, oct_features
+from medicraft_hf.sources import DATA_DIR, is_dataset_dir
 
-DATA_DIR = "data"
 MAX_SHARD_BYTES = 500 * 2**20  # like `push_to_hub`: shards of at most ~500 MB
 
 
@@ -262,8 +262,8 @@ def _has_external_images(ds: Dataset) -> bool:
     return any(chunk.field("bytes").null_count > chunk.null_count for chunk in column.chunks)
 
 
-def _looks_like_saved_dataset(path: Path) -> bool:
-    return (path / "README.md").is_file() and (path / DATA_DIR).is_dir()
+# The name generate.py imports; it should import `medicraft_hf.sources.is_dataset_dir` instead.
+_looks_like_saved_dataset = is_dataset_dir
 
 
 def save_dataset_dict(dsdict: DatasetDict, out_dir: str | os.PathLike, card: DatasetCard | None = None) -> Path:
@@ -280,7 +280,7 @@ def save_dataset_dict(dsdict: DatasetDict, out_dir: str | os.PathLike, card: Dat
     out_dir = Path(out_dir)
     if not isinstance(dsdict, DatasetDict):
         raise ValueError(f"save_dataset_dict needs a DatasetDict of splits, got {type(dsdict).__name__}")
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not _looks_like_saved_dataset(out_dir))):
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not is_dataset_dir(out_dir))):
         raise FileExistsError(f"{out_dir} exists and is not a saved dataset; choose an empty or new --out folder.")
     check_schema(dsdict)
     check_no_patient_leakage(dsdict)

@@ -9,6 +9,7 @@ from datasets import DatasetDict, load_dataset, load_from_disk
 
 from medicraft_hf.data.split import check_no_patient_leakage
 from medicraft_hf.schema import check_schema
+from medicraft_hf.sources import is_hub_id, saved_dataset_format
 
 
 def load_dataset_folder(path: str | os.PathLike, **kwargs):
@@ -31,13 +32,15 @@ def load_oct_dataset(path_or_repo_id: str | os.PathLike, revision: str | None = 
     if path.exists():
         if not path.is_dir():
             raise FileNotFoundError(f"{path} is a file; pass the dataset folder (with README.md and data/).")
-        if (path / "dataset_dict.json").is_file():
+        layout = saved_dataset_format(path)
+        if layout == "disk":
             dsdict = load_from_disk(str(path))
-        elif (path / "README.md").is_file() or (path / "data").is_dir():
+        elif layout == "hub":
             dsdict = load_dataset_folder(path)
         else:
-            raise FileNotFoundError(f"{path} holds no saved dataset (no README.md or data/); build one with `medicraft build`.")
-    elif str(path_or_repo_id).count("/") == 1 and not str(path_or_repo_id).startswith((".", "/")):
+            raise FileNotFoundError(f"{path} holds no saved dataset (no README.md with data/*.parquet, nor a "
+                                    "save_to_disk folder); build one with `medicraft build`.")
+    elif is_hub_id(path_or_repo_id):
         dsdict = load_dataset(str(path_or_repo_id), revision=revision)
     else:
         raise FileNotFoundError(f"{path_or_repo_id} is neither a local dataset folder nor a Hub repo id like 'org/name'.")

@@ -30,6 +30,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter, median_filter, minimum_filter1d
 from scipy.signal import find_peaks
 
+from medicraft_hf.data.images import IMAGE_EXTENSIONS
+
 ANATOMY_VERDICTS: tuple[str, ...] = ("ok", "doubled_fovea", "no_fovea", "hypoplastic_fovea", "corrupted")
 
 WORK_SIZE = (128, 256)  # (H, W) grid every image is resampled to
@@ -220,9 +222,6 @@ def check_anatomy(image) -> AnatomyResult:
     return AnatomyResult(verdict, round(score, 4), details)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
 def check_images(items) -> list[dict]:
     """`check_anatomy` over `(image_id, image, label)` triples -> one result dict each."""
     results = []
@@ -251,15 +250,17 @@ def _iter_source(source: str, split: str | None = None):
     """(image_id, image, label) from an image folder, a saved dataset or a Hub dataset id."""
     from pathlib import Path
 
+    from medicraft_hf.sources import is_hub_id, saved_dataset_format
+
     path = Path(source)
-    if not path.exists() and (path.is_absolute() or str(source).startswith(".") or str(source).count("/") != 1):
+    if not path.exists() and not is_hub_id(source):
         raise FileNotFoundError(f"{source} does not exist; give an OCT dataset folder, a Hub dataset id (org/name), "
                                 "an image or an image folder.")
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
         yield path.name, path, None
         return
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else []
-    is_dataset = path.is_dir() and ((path / "data").is_dir() or (path / "dataset_dict.json").is_file())
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if path.is_dir() else []
+    is_dataset = path.is_dir() and saved_dataset_format(path) is not None
     if files and not is_dataset:
         for p in files:
             yield str(p.relative_to(path)), p, p.parent.name if p.parent != path else None
@@ -282,7 +283,7 @@ def check_source(source: str, split: str | None = None) -> list[dict]:
     results = check_images(_iter_source(source, split))
     if not results:
         raise ValueError(f"No images found in {source}: give an OCT dataset folder, a Hub dataset id, an image "
-                         f"or a folder of {', '.join(IMAGE_SUFFIXES)} files.")
+                         f"or a folder of {', '.join(IMAGE_EXTENSIONS)} files.")
     return results
 
 

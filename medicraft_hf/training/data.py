@@ -19,14 +19,14 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 from datasets import Image as ImageFeature
 
+from medicraft_hf.data.images import IMAGE_EXTENSIONS
 from medicraft_hf.schema import class_names_of
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from medicraft_hf.sources import saved_dataset_format
 
 
 def _is_class_folder_tree(path: Path) -> bool:
     subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if not subdirs or (path / "data").is_dir() or (path / "dataset_dict.json").is_file():
+    if not subdirs or saved_dataset_format(path):
         return False
     return any(f.suffix.lower() in IMAGE_EXTENSIONS for d in subdirs for f in d.iterdir())
 
@@ -49,7 +49,7 @@ def _load_dataset_dict(name: str, revision: str | None) -> DatasetDict:
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"--dataset_name {name} is a file; give a dataset folder or a Hub dataset id.")
-        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        if saved_dataset_format(path) == "disk":
             ds = datasets.load_from_disk(str(path))
         elif _is_class_folder_tree(path):
             ds = datasets.load_dataset("imagefolder", data_dir=str(path))
