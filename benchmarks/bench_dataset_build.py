@@ -24,11 +24,11 @@ import threading
 import time
 from pathlib import Path
 
-from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
-from medicraft_hf.data.load import load_oct_dataset
 import numpy as np
 from PIL import Image
 
+from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
+from medicraft_hf.data.load import load_oct_dataset
 from medicraft_hf.data.phantom import phantom_rows
 from medicraft_hf.data.split import split_by_patient
 from medicraft_hf.parsing import parse_size

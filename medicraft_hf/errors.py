@@ -38,3 +38,8 @@ def in_own_words(err: BaseException, names: dict[str, str]) -> str:
     if isinstance(err, ArgumentError) and err.argument in names:
         return err.say(names[err.argument])
     return str(err)
+
+
+class RunError(RuntimeError):
+    """A job that could not finish for a reason outside its arguments: a push that failed, a
+    run folder found corrupt. The CLI prints it on one line and exits with 1 (bad input: 2)."""

@@ -9,27 +9,27 @@ controls to them.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 import tempfile
 import time
 import uuid
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
-from medicraft_hf.data.build import rows_to_dataset
-from medicraft_hf.evaluation.anatomy import check_anatomy
-from medicraft_hf.generate import generate_images, model_revision_of
-from medicraft_hf.io import atomic_path, write_bytes_atomic
+from medicraft_hf.generate import (
+    annotate_anatomy,
+    generate_images,
+    model_id_of_pipe,
+    model_revision_of,
+    write_batch_downloads,
+)
 from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS, load_pipeline, make_scheduler, model_id_of
 from medicraft_hf.pipeline import OCTDiffusionPipeline
-from medicraft_hf.schema import oct_features
+from medicraft_hf.sampling_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS
 
 # Bounded work per request: at most MAX_IMAGES images of at most MAX_STEPS denoising
 # steps (x2 UNet calls with guidance), one request at a time (QUEUE_CONCURRENCY), and at
@@ -99,8 +99,8 @@ def examples(class_names: list[str]) -> list[list]:
     """
     rare, common, other = class_names[-1], class_names[0], class_names[min(2, len(class_names) - 1)]
     return [
-        [ALL_CLASSES, 8, 0, DEFAULT_SCHEDULER, 25, 1.0],
-        [rare, 4, 7, DEFAULT_SCHEDULER, 25, 2.0],
+        [ALL_CLASSES, 8, 0, DEFAULT_SCHEDULER, DEFAULT_STEPS, DEFAULT_GUIDANCE_SCALE],
+        [rare, 4, 7, DEFAULT_SCHEDULER, DEFAULT_STEPS, 2.0],
         [common, 4, 42, "unipc", 20, 1.0],
         [other, 4, 3, "ddim", 50, 1.5],
     ]
@@ -109,35 +109,6 @@ def examples(class_names: list[str]) -> list[list]:
 def caption(row: dict, class_names: list[str]) -> str:
     """Gallery caption: class · anatomy check verdict (plausibility score in [0, 1])."""
     return f"{class_names[row['label']]} · {row['anatomy_verdict']} ({row['anatomy_score']:.2f})"
-
-
-def write_downloads(rows: list[dict], class_names: list[str], folder: Path) -> tuple[Path, Path]:
-    """The batch as a zip of PNGs (+ metadata.csv, imagefolder style) and a parquet in the OCT schema."""
-    folder.mkdir(parents=True, exist_ok=True)
-    table = io.StringIO()
-    fields = ["file_name", "label", "image_id", "seed", "scheduler", "num_inference_steps",
-              "guidance_scale", "model_id", "anatomy_verdict", "anatomy_score"]
-    writer = csv.DictWriter(table, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for i, row in enumerate(rows):
-            name = f"{i:03d}_{class_names[row['label']]}.png"
-            png = io.BytesIO()
-            row["image"].save(png, format="PNG")
-            zf.writestr(name, png.getvalue())
-            writer.writerow({**row, "file_name": name, "label": class_names[row["label"]]})
-        zf.writestr("metadata.csv", table.getvalue())
-    zip_path = folder / "oct_batch.zip"
-    write_bytes_atomic(zip_path, archive.getvalue())
-
-    # The parquet keeps exactly the schema's columns; the anatomy check lives in the zip's csv.
-    columns = oct_features(class_names)
-    schema_rows = [{k: row[k] for k in columns} for row in rows]
-    parquet_path = folder / "oct_batch.parquet"
-    with atomic_path(parquet_path) as tmp:
-        rows_to_dataset(schema_rows, class_names=class_names).to_parquet(str(tmp))
-    return zip_path, parquet_path
 
 
 def summary(rows: list[dict], class_names: list[str], seconds: float, first_s: float, settings: str) -> str:
@@ -159,27 +130,26 @@ def _prune_downloads(work_dir: Path, max_age_s: float = KEEP_DOWNLOADS_S) -> Non
 
 # ---------------------------------------------------------------------- the app
 class Generator:
-    """Holds the loaded model; one sampler per scheduler name, sharing the UNet."""
+    """Holds the loaded model; each request samples with its own scheduler (sharing the UNet)."""
 
     def __init__(self, pipe: OCTDiffusionPipeline, model_id: str, model_revision: str, work_dir: Path):
         self.pipe = pipe
         self.model_id = model_id
         self.model_revision = model_revision
         self.work_dir = work_dir
-        self._pipes: dict[str, OCTDiffusionPipeline] = {}
 
     @property
     def class_names(self) -> list[str]:
         return self.pipe.class_names
 
     def pipeline_for(self, scheduler: str) -> OCTDiffusionPipeline:
-        if scheduler not in self._pipes:
-            pipe = OCTDiffusionPipeline(self.pipe.unet, make_scheduler(scheduler, self.pipe.scheduler.config),
-                                        class_names=self.class_names)
-            # The denoising loop's tqdm bar, which gr.Progress(track_tqdm=True) shows step by step.
-            pipe.set_progress_bar_config(desc="Denoising", leave=False)
-            self._pipes[scheduler] = pipe
-        return self._pipes[scheduler]
+        """A pipeline with a new scheduler object: a scheduler keeps state while it samples, so a
+        request abandoned mid-way (a cancel) must not share it with the next one."""
+        pipe = OCTDiffusionPipeline(self.pipe.unet, make_scheduler(scheduler, self.pipe.scheduler.config),
+                                    class_names=self.class_names)
+        # The denoising loop's tqdm bar, which gr.Progress(track_tqdm=True) shows step by step.
+        pipe.set_progress_bar_config(desc="Denoising", leave=False)
+        return pipe
 
     def generate(self, class_choice, num_images, seed, scheduler, steps, guidance, progress=gr.Progress(track_tqdm=True)):
         """Stream the gallery one batch at a time; the last update adds the downloads.
@@ -207,9 +177,7 @@ class Generator:
                                      guidance_scale=guidance, batch_size=BATCH_SIZE, model_id=self.model_id,
                                      model_revision=self.model_revision)
             for row in images:
-                result = check_anatomy(row["image"])
-                row.update(anatomy_verdict=result.verdict, anatomy_score=float(result.score))
-                rows.append(row)
+                rows.append(annotate_anatomy(row))
                 gallery.append((row["image"], caption(row, self.class_names)))
                 first_s = first_s if first_s is not None else time.perf_counter() - start
                 progress(len(rows) / num_images, desc=f"{len(rows)}/{num_images} images")
@@ -221,7 +189,7 @@ class Generator:
 
         _prune_downloads(self.work_dir)
         try:
-            downloads = write_downloads(rows, self.class_names, self.work_dir / uuid.uuid4().hex)
+            downloads = write_batch_downloads(rows, self.class_names, self.work_dir / uuid.uuid4().hex)
         except ValueError as err:  # e.g. rows_to_dataset refusing two identical images
             message = f"The images were made but the download could not be written: {err}"
             yield gallery, None, f"**{len(rows)} images, no download:** {err}"
@@ -236,7 +204,7 @@ def load_model(model: str | Path | OCTDiffusionPipeline | None = None) -> tuple[
     The model is the argument, else $MEDICRAFT_MODEL (at $MEDICRAFT_MODEL_REVISION), else the demo.
     """
     if isinstance(model, OCTDiffusionPipeline):
-        return model, model_id_of(model.name_or_path or "in-memory"), model_revision_of(None, None, model)
+        return model, model_id_of_pipe(model), model_revision_of(None, None, model)
     if model is None:
         model = os.environ.get("MEDICRAFT_MODEL") or None
     revision = os.environ.get("MEDICRAFT_MODEL_REVISION") or None
@@ -285,8 +253,9 @@ def _generate_tab(generator: Generator) -> None:
                                    elem_id="num_images")
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed (same seed, same images)")
             scheduler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
-            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=f"Steps (max {MAX_STEPS})", elem_id="steps")
-            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.5,
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label=f"Steps (max {MAX_STEPS})",
+                              elem_id="steps")
+            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
                                  label="Guidance (1 = plain class-conditional; higher follows the class more)")
             run = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column(scale=2):

@@ -29,7 +29,6 @@ from medicraft_hf.generate import (
     DONE_FILE,
     WORK_SUFFIX,
     AnatomyFilter,
-    _extend_plan,
     balance_counts,
     check_counts,
     generate_dataset,
@@ -37,6 +36,7 @@ from medicraft_hf.generate import (
     image_seed,
     parse_counts,
     plan_indices,
+    plan_next_round,
 )
 from medicraft_hf.models import load_pipeline, make_scheduler
 from medicraft_hf.schema import CLASS_NAMES, check_schema
@@ -99,9 +99,9 @@ def test_numbering_seeds_and_counts():
             parse_counts(bad)
 
     # Anatomy-filter rounds: a pure function of the results, more candidates where too few passed.
-    assert _extend_plan({0: 10, 1: 4}, {0: 10, 1: 4}, {0: 5, 1: 4}) == {0: 23, 1: 4}
-    assert _extend_plan({0: 10}, {0: 10}, {0: 0}) == {0: 100}  # nothing passed: up to the cap at once
-    assert _extend_plan({0: 10}, {0: 100}, {0: 3}) is None  # cap reached: give up
+    assert plan_next_round({0: 10, 1: 4}, {0: 10, 1: 4}, {0: 5, 1: 4}) == {0: 23, 1: 4}
+    assert plan_next_round({0: 10}, {0: 10}, {0: 0}) == {0: 100}  # nothing passed: up to the cap at once
+    assert plan_next_round({0: 10}, {0: 100}, {0: 3}) is None  # cap reached: give up
 
 
 # ------------------------------------------------------------------ in-memory rows, exactness
@@ -225,6 +225,11 @@ def test_cli_bad_input_gives_clear_errors(model_dir, tmp_path, capsys):
         (["--out", str(tmp_path / "a"), "--per-class", "1", "--anatomy-threshold", "0.3"], "need --anatomy-filter"),
         (["--out", str(tmp_path / "a"), "--per-class", "1", "--anatomy-filter", "--anatomy-threshold", "1.5"], "in [0, 1]"),
         (["--out", str(tmp_path / "a"), "--per-class", "1", "--batch-size", "0"], "--batch-size must be a positive integer"),
+        # Checked once, by the layer that owns the value (the pipeline), named as the CLI names it.
+        (["--out", str(tmp_path / "a"), "--per-class", "1", "--steps", "0"], "--steps must be a positive integer, got 0"),
+        (["--out", str(tmp_path / "a"), "--per-class", "1", "--guidance-scale", "-1"],
+         "--guidance-scale must be a number >= 0, got -1.0"),
+        (["--out", str(tmp_path / "a"), "--per-class", "1", "--seed", "-3"], "--seed must be a non-negative integer, got -3"),
         (["--out", str(tmp_path / "a"), "--per-class", "1", "--push-to-hub", "noslash"], "needs a namespace"),
         (["--out", str(tmp_path / "a"), "--balance-to", str(tmp_path / "missing")], "missing"),
     ]
@@ -283,8 +288,31 @@ def test_anatomy_filter_regenerates_until_counts_are_met(model_dir, tmp_path):
     # The real anatomy check: untrained noise is "corrupted" (score 0), so a cut above 0 never fills.
     result = generate_dataset(tmp_path / "real0", {"healthy": 2}, model=model_dir, anatomy_filter=AnatomyFilter(0.0), **FAST)
     assert result.rejection_rate == 0.0
-    with pytest.raises(ValueError, match=r"anatomy filter passed too few images.*'healthy': '0/1'.*--anatomy-threshold"):
+    # A library error speaks the library's words (the CLI names the flag).
+    with pytest.raises(ValueError, match=r"anatomy filter passed too few images.*'healthy': '0/1'.*lower the anatomy "
+                                         r"threshold"):
         generate_dataset(tmp_path / "real5", {"healthy": 1}, model=model_dir, anatomy_filter=AnatomyFilter(0.5), **FAST)
+
+
+def test_library_errors_speak_library_names_and_the_callers_pipe_is_left_alone(model_dir, tmp_path):
+    from medicraft_hf.errors import ArgumentError
+
+    pipe = load_pipeline(model_dir, scheduler="ddim")
+    scheduler, config = pipe.scheduler, dict(pipe.scheduler.config)
+    for kwargs, message in [({"num_inference_steps": 0}, "num_inference_steps must be a positive integer, got 0"),
+                            ({"guidance_scale": -1.0}, "guidance_scale must be a number >= 0, got -1.0"),
+                            ({"batch_size": 0}, "batch_size must be a positive integer, got 0")]:
+        with pytest.raises(ArgumentError, match=message) as caught:
+            generate_dataset(tmp_path / "bad", {"nevus": 1}, pipe=pipe, **kwargs)
+        assert "--" not in str(caught.value)
+    assert not (tmp_path / "bad").exists()
+
+    # Another sampler for this run only: the caller's pipe keeps its scheduler object and config.
+    result = generate_dataset(tmp_path / "ok", {"nevus": 2}, pipe=pipe, scheduler="dpmsolver++", num_inference_steps=1)
+    assert result.settings.scheduler == "dpmsolver++"
+    assert pipe.scheduler is scheduler and dict(pipe.scheduler.config) == config
+    # Without a scheduler name, the pipe's own kind is used (not swapped for the default).
+    assert generate_dataset(tmp_path / "own", {"nevus": 1}, pipe=pipe, num_inference_steps=1).settings.scheduler == "ddim"
 
 
 # ------------------------------------------------------------------ resume and processes

@@ -225,3 +225,16 @@ def test_embedded_demo_model_carries_the_current_pipeline_file():
     shipped = (DEMO_MODEL_DIR / "pipeline.py").read_text()
     assert shipped == Path(medicraft_hf.pipeline.__file__).read_text(), (
         "medicraft_hf/demo_model/pipeline.py is stale: copy medicraft_hf/pipeline.py over it")
+
+
+def test_sampling_defaults_live_once():
+    """pipeline.py imports no medicraft_hf module (it is copied beside every model), so its
+    default step count is written there too: this keeps the two equal."""
+    import inspect
+
+    from medicraft_hf import pipeline, sampling_defaults
+
+    assert pipeline.DEFAULT_STEPS == sampling_defaults.DEFAULT_STEPS
+    call = inspect.signature(pipeline.OCTDiffusionPipeline.__call__).parameters
+    assert call["num_inference_steps"].default == sampling_defaults.DEFAULT_STEPS
+    assert call["guidance_scale"].default == sampling_defaults.DEFAULT_GUIDANCE_SCALE

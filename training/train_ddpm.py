@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import math
 import os
@@ -40,9 +39,10 @@ from medicraft_hf.cards.model_card import model_card
 from medicraft_hf.distributed import leave_process_group
 from medicraft_hf.hub import push_model_folder
 from medicraft_hf.io import atomic_path, write_json_atomic
-from medicraft_hf.models import DEFAULT_SCHEDULER, make_scheduler
+from medicraft_hf.models import DEFAULT_SCHEDULER, make_scheduler, weights_digest
 from medicraft_hf.parsing import parse_resolution
 from medicraft_hf.pipeline import OCTDiffusionPipeline
+from medicraft_hf.sources import public_name
 from medicraft_hf.training import checkpoints
 from medicraft_hf.training.data import (
     EpochSampler,
@@ -218,11 +218,6 @@ def pipeline_from(accelerator, model, ema, noise_scheduler, class_names) -> OCTD
     pipe = OCTDiffusionPipeline(unet=unet, scheduler=sampling_scheduler(noise_scheduler), class_names=class_names)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def public_name(value):
-    """A local path as its last folder name: cards are shared, local paths may say too much."""
-    return Path(value).name if value and Path(value).exists() else value
 
 
 def sampling_scheduler(noise_scheduler):
@@ -410,15 +405,6 @@ def main(argv=None):
     leave_process_group(accelerator)
     log(f"Done: {global_step} steps; pipeline saved in {output_dir}.")
     return {"global_step": global_step, "images_per_second": speed if images_seen else 0.0}
-
-
-def weights_digest(state_dict) -> str:
-    """sha256 of a state dict's float32 values in key order: equal digests, equal weights."""
-    digest = hashlib.sha256()
-    for key in sorted(state_dict):
-        digest.update(key.encode())
-        digest.update(state_dict[key].detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def check_ranks_agree(accelerator, model) -> None:

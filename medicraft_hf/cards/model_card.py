@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from medicraft_hf.sampling_defaults import DEFAULT_STEPS
 from medicraft_hf.sources import is_hub_id
 
 INTENDED_USE = (
@@ -93,7 +94,7 @@ and accelerate.
 from medicraft_hf.models import load_pipeline
 
 pipe = load_pipeline("<this folder or repo id>", scheduler="sde-dpmsolver++")
-images = pipe(class_labels={{"{class_names[0]}": 4}}, num_inference_steps=25).images
+images = pipe(class_labels={{"{class_names[0]}": 4}}, num_inference_steps={DEFAULT_STEPS}).images
 ```
 
 Without medicraft-hf installed, plain diffusers loads it through the pipeline file saved beside it:

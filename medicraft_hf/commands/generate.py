@@ -9,8 +9,6 @@ run the same command again to resume, or to retry a failed --push-to-hub.
 
 from __future__ import annotations
 
-import sys
-
 from medicraft_hf import sampling_defaults as defaults
 
 HELP = "generate a class-balanced synthetic dataset (resumable, multi-process, optional Hub push)"
@@ -48,6 +46,14 @@ def add_arguments(parser) -> None:
                         help="images per working shard (the most a kill can lose, per process)")
 
 
+# The library's argument names, as this command's flags (medicraft_hf.cli renames errors with it).
+FLAGS = {
+    "num_inference_steps": "--steps", "guidance_scale": "--guidance-scale", "seed": "--seed",
+    "batch_size": "--batch-size", "flush_every": "--flush-every", "split": "--split",
+    "anatomy_threshold": "--anatomy-threshold", "push_to_hub": "--push-to-hub", "per_class": "--per-class",
+}
+
+
 def anatomy_filter_of(args):
     from medicraft_hf.generate import AnatomyFilter
 
@@ -58,35 +64,35 @@ def anatomy_filter_of(args):
     if args.anatomy_threshold is not None and args.anatomy_calibration is not None:
         raise ValueError("Give --anatomy-threshold or --anatomy-calibration, not both.")
     if args.anatomy_calibration is not None:
-        return AnatomyFilter.from_calibration(args.anatomy_calibration)
+        from medicraft_hf.review.calibrate import load_calibration
+
+        return AnatomyFilter(float(load_calibration(args.anatomy_calibration)["threshold"]))
     return AnatomyFilter(defaults.DEFAULT_ANATOMY_THRESHOLD if args.anatomy_threshold is None else args.anatomy_threshold)
 
 
 def run(args) -> int:
+    from accelerate import PartialState
+
+    from medicraft_hf.distributed import leave_process_group
+    from medicraft_hf.errors import RunError
     from medicraft_hf.generate import generate_dataset, parse_counts
-    from medicraft_hf.hub import HubPushError
     from medicraft_hf.sources import check_repo_id
 
     counts = parse_counts(args.counts) if args.counts is not None else None
     if args.push_to_hub is not None:
         check_repo_id(args.push_to_hub, "--push-to-hub")
-    options = dict(
-        model=args.model, revision=args.revision, scheduler=args.scheduler, num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale, batch_size=args.batch_size, seed=args.seed, split=args.split,
-        balance_to=args.balance_to, balance_split=args.balance_split, anatomy_filter=anatomy_filter_of(args),
-        evaluation_report=args.evaluation_report, name=args.name, overwrite=args.overwrite,
-        push_to_hub=args.push_to_hub, private=not args.public, flush_every=args.flush_every,
-    )
-    from accelerate import PartialState
-
-    from medicraft_hf.distributed import leave_process_group
-
     try:
-        result = generate_dataset(args.out, counts, per_class=args.per_class, **options)
-    except HubPushError as err:  # the main process's push, after all the ranks' work
-        print(f"medicraft generate: error: {err}", file=sys.stderr)
+        result = generate_dataset(
+            args.out, counts, per_class=args.per_class, balance_to=args.balance_to, balance_split=args.balance_split,
+            model=args.model, revision=args.revision, scheduler=args.scheduler, num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale, seed=args.seed,
+            batch_size=args.batch_size, split=args.split, anatomy_filter=anatomy_filter_of(args),
+            evaluation_report=args.evaluation_report, name=args.name, overwrite=args.overwrite,
+            push_to_hub=args.push_to_hub, private=not args.public, flush_every=args.flush_every,
+        )
+    except RunError:  # e.g. the main process's push failed, after all the ranks' work: all ranks still exit
         leave_process_group(PartialState())
-        return 1
+        raise
     state = PartialState()
     if state.is_main_process:
         print(result.summary())

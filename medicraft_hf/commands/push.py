@@ -7,8 +7,6 @@ created private unless --public is given; a failed push can simply be run again.
 
 from __future__ import annotations
 
-import sys
-
 HELP = "push a dataset folder or a pipeline folder to the Hub (private by default)"
 
 
@@ -23,7 +21,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     # Imported here so that `medicraft --help` stays fast.
-    from medicraft_hf.hub import HubPushError, is_dataset_dir, is_model_dir, push_dataset_dict, push_model_folder
+    from medicraft_hf.hub import is_dataset_dir, is_model_dir, push_dataset_dict, push_model_folder
     from medicraft_hf.sources import check_repo_id
 
     check_repo_id(args.repo_id, "repo_id")
@@ -32,21 +30,18 @@ def run(args) -> int:
     options = {"private": not args.public, "revision": args.revision, "max_attempts": args.max_attempts}
     if args.commit_message:
         options["commit_message"] = args.commit_message
-    try:
-        if is_dataset_dir(args.path):
-            commit = push_dataset_dict(args.path, args.repo_id, **options)
-            kind, url_prefix = "dataset", "datasets/"
-        elif is_model_dir(args.path):
-            commit = push_model_folder(args.path, args.repo_id, **options)
-            kind, url_prefix = "model", ""
-        else:
-            raise FileNotFoundError(
-                f"{args.path} is neither a saved dataset (README.md + data/*.parquet) "
-                "nor a saved pipeline (model_index.json)."
-            )
-    except HubPushError as err:
-        print(f"medicraft push: error: {err}", file=sys.stderr)
-        return 1
+    # A failed push (HubPushError) becomes one line and exit code 1 in medicraft_hf.cli.
+    if is_dataset_dir(args.path):
+        commit = push_dataset_dict(args.path, args.repo_id, **options)
+        kind, url_prefix = "dataset", "datasets/"
+    elif is_model_dir(args.path):
+        commit = push_model_folder(args.path, args.repo_id, **options)
+        kind, url_prefix = "model", ""
+    else:
+        raise FileNotFoundError(
+            f"{args.path} is neither a saved dataset (README.md + data/*.parquet) "
+            "nor a saved pipeline (model_index.json)."
+        )
     from huggingface_hub import constants
 
     visibility = "public" if args.public else "private"

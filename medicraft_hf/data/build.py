@@ -262,9 +262,6 @@ def _has_external_images(ds: Dataset) -> bool:
     return any(chunk.field("bytes").null_count > chunk.null_count for chunk in column.chunks)
 
 
-# The name generate.py imports; it should import `medicraft_hf.sources.is_dataset_dir` instead.
-_looks_like_saved_dataset = is_dataset_dir
-
 
 def save_dataset_dict(dsdict: DatasetDict, out_dir: str | os.PathLike, card: DatasetCard | None = None) -> Path:
     """Save as the Hub lays datasets out, atomically: `README.md` + `data/<split>-*.parquet`.
