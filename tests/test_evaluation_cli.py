@@ -88,11 +88,30 @@ def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
             assert img.size[0] > 200 and img.size[1] > 100
     assert len(json.loads((out / "privacy_pairs.json").read_text())) == summary["n_synthetic"]
 
-    # A rerun resumes every finished classifier run and reproduces the numbers.
-    assert main(argv) == 0
+    # Intervals: every protocol at scan and exam level, the TSTR/TRTR ratio, from the kept probabilities.
+    test = tiny_real()["test"]
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert predictions["image_ids"] == test["image_id"] and predictions["labels"] == test["label"]
+    assert all(np.asarray(r).shape == (len(test), len(CLASS_NAMES)) for rs in predictions["runs"].values() for r in rs)
+    intervals = report["uncertainty"]
+    assert intervals["scan"]["n"] == len(test) and intervals["exam"]["n"] == len(set(test["exam_id"]))
+    for level in ("scan", "exam"):
+        for name in ("TRTR", "TSTR", "TRSTR", "TSTR/TRTR"):
+            ba = intervals[level][name]["balanced_accuracy"]
+            assert ba["low"] <= ba["mean"] <= ba["high"], (level, name, ba)
+    assert "## Uncertainty" in md
+
+    # A rerun resumes every finished classifier run and reproduces the numbers; compared with
+    # itself (same scans, same seeds), every paired difference is exactly 0.
+    assert main([*argv, "--compare-to", str(out)]) == 0
     assert capsys.readouterr().out.count("reused") == 9
-    again = json.loads((out / "report.json").read_text())["summary"]
-    assert again == summary
+    again = json.loads((out / "report.json").read_text())
+    assert again["summary"] == summary
+    for level in ("scan", "exam"):
+        for protocol in ("TSTR", "TRSTR"):
+            d = again["comparison"][level][protocol]["accuracy"]
+            assert (d["mean"], d["low"], d["high"]) == (0.0, 0.0, 0.0)
+    assert "Paired comparison with" in (out / "report.md").read_text()
 
 
 def _expect_error(tmp_path, real, synthetic, match):
@@ -161,3 +180,10 @@ def test_pretrained_checkpoint_gets_a_new_head_and_rgb_input(tmp_path):
     assert model.config.num_labels == 4 and model.config.id2label[3] == "melanoma"
     features, probs = embed_and_predict(model, images)
     assert features.shape == (24, 32) and probs.shape == (24, 4)
+
+
+def test_compare_to_needs_a_report_folder_and_fails_before_training(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No predictions.json in"):
+        run_evaluation(tiny_real(), tiny_synthetic(), tmp_path / "out", seeds=[0], resolution=SIZE,
+                       compare_to=tmp_path / "elsewhere")
+    assert not (tmp_path / "out").exists()

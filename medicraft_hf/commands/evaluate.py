@@ -25,6 +25,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--patch-size", type=int, default=None, help="ViT patch size (default: height // 8).")
     parser.add_argument("--no-anatomy", action="store_true", help="Skip the anatomy check.")
+    parser.add_argument("--compare-to", default=None, metavar="REPORT_DIR",
+                        help="Another evaluation's report folder (same real data, resolution and seeds): add a "
+                             "paired comparison, this synthetic set minus that one, with intervals.")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="Bootstrap replicates (test patients x seeds) for the intervals.")
 
 
 def run(args) -> int:
@@ -51,6 +56,8 @@ def run(args) -> int:
         settings=settings,
         max_train_images=args.max_train_images,
         anatomy=not args.no_anatomy,
+        compare_to=args.compare_to,
+        n_boot=args.bootstrap,
     )
     print(f"Report: {args.out}/report.md")
     return 0

@@ -7,13 +7,16 @@ classifier, fidelity and privacy code can assume clean arrays.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets
+from datasets import Image as DatasetImage
 from PIL import Image
 
+from medicraft_hf.data.images import load_image
 from medicraft_hf.schema import check_schema, class_names_of
 
 REQUIRED_REAL_SPLITS = ("train", "test")
@@ -28,6 +31,8 @@ class ImageSet:
     labels: np.ndarray  # (N,) int64 class ids
     image_ids: list[str]
     name: str  # e.g. "real/train", for messages and reports
+    patient_ids: list[str] | None = None  # resampling unit of the bootstrap
+    exam_ids: list[str] | None = None  # the 12 planes of an exam -> one diagnosis
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -37,7 +42,11 @@ class ImageSet:
 
     def subset(self, indices) -> ImageSet:
         indices = np.asarray(indices, dtype=np.int64)
-        return ImageSet(self.images[indices], self.labels[indices], [self.image_ids[i] for i in indices], self.name)
+        def pick(ids):
+            return None if ids is None else [ids[i] for i in indices]
+
+        return ImageSet(self.images[indices], self.labels[indices], pick(self.image_ids), self.name,
+                        pick(self.patient_ids), pick(self.exam_ids))
 
     @staticmethod
     def concat(sets: list[ImageSet], name: str) -> ImageSet:
@@ -115,8 +124,8 @@ def held_out_rows(real: DatasetDict) -> Dataset:
 def image_size_of(ds: Dataset, name: str) -> tuple[int, int]:
     """The one (H, W) of every image in `ds`; a clear error naming the first odd image."""
     size = None
-    for row in ds.select_columns(["image", "image_id"]):
-        h, w = row["image"].height, row["image"].width
+    for row in _undecoded(ds.select_columns(["image", "image_id"])):
+        h, w = image_size(row["image"], f"{name}: image {row['image_id']!r}")
         if size is None:
             size = (h, w)
         elif (h, w) != size:
@@ -144,12 +153,32 @@ def to_image_set(ds: Dataset, resolution: tuple[int, int], name: str) -> ImageSe
     """Decode (and resize to `resolution` = (H, W)) every image of `ds`."""
     h, w = resolution
     images = np.empty((len(ds), h, w), dtype=np.uint8)
-    for i, img in enumerate(ds["image"]):
-        img = img.convert("L")
+    rows = _undecoded(ds.select_columns(["image", "image_id"]))
+    for i, row in enumerate(rows):
+        img = load_image(row["image"], f"{name}: image {row['image_id']!r}")  # the builders' checked reader
         if img.size != (w, h):
             img = img.resize((w, h), Image.Resampling.BILINEAR)
         images[i] = np.asarray(img)
-    return ImageSet(images, np.asarray(ds["label"], dtype=np.int64), list(ds["image_id"]), name)
+    return ImageSet(images, np.asarray(ds["label"], dtype=np.int64), list(ds["image_id"]), name,
+                    list(ds["patient_id"]) if "patient_id" in ds.column_names else None,
+                    list(ds["exam_id"]) if "exam_id" in ds.column_names else None)
+
+
+def _undecoded(ds: Dataset) -> Dataset:
+    """`ds` with its images as stored (`{"bytes", "path"}`), for `medicraft_hf.data.images` to read:
+    a Hub dataset's PNG can declare any size, and PIL would decode it first."""
+    return ds.cast_column("image", DatasetImage(decode=False))
+
+
+def image_size(value, origin: str) -> tuple[int, int]:
+    """(H, W) of a stored image from its header (with the checked reader's pixel budget)."""
+    from medicraft_hf.data.images import InvalidImageError, read_image_size
+
+    if isinstance(value, dict) and value.get("bytes") is not None:
+        return read_image_size(io.BytesIO(value["bytes"]), origin)
+    if isinstance(value, dict) and value.get("path"):
+        return read_image_size(value["path"], origin)
+    raise InvalidImageError(origin, "no image bytes or path", "rebuild the dataset with medicraft build")
 
 
 def stratified_cap(images: ImageSet, max_images: int | None, seed: int = 0) -> ImageSet:

@@ -83,12 +83,13 @@ def run_protocols(
     keep_model=("TRTR", 0),
     log=print,
 ):
-    """Run every (protocol, seed); return (results, the model named by `keep_model`).
+    """Run every (protocol, seed); return (results, the model named by `keep_model`, and each
+    protocol's per-seed test probabilities `(N, C)` for `evaluation.uncertainty`).
 
     The kept model (TRTR, first seed) defines the feature space of fidelity and privacy.
     """
     metric = load_metric()
-    results, kept = {}, None
+    results, kept, test_probs = {}, None, {}
     for protocol in protocols:
         train = training_set(protocol, real_train, synthetic)
         runs = []
@@ -99,7 +100,7 @@ def run_protocols(
             want_model = (protocol, seed) == tuple(keep_model)
             if cached and cached.exists() and (not want_model or (model_dir / "config.json").exists()):
                 run = json.loads(cached.read_text())
-                if run.get("fingerprint") == key:
+                if run.get("fingerprint") == key and "test_probs" in run:  # (older runs kept no probabilities)
                     log(f"[{protocol} seed {seed}] reused {cached}")
                     runs.append(run)
                     if want_model:
@@ -123,6 +124,7 @@ def run_protocols(
                     real_test.labels, probs.argmax(1), labels=list(range(len(class_names)))
                 ).tolist(),
                 "fingerprint": key,
+                "test_probs": np.round(probs, 6).tolist(),
             }
             if want_model:
                 kept = model
@@ -143,4 +145,5 @@ def run_protocols(
             "confusion_matrix": np.sum([r["confusion_matrix"] for r in runs], axis=0).tolist(),  # over seeds
             "runs": [{k: r[k] for k in ("seed", "metrics", "confusion_matrix")} for r in runs],
         }
-    return results, kept
+        test_probs[protocol] = [r.get("test_probs") for r in runs]
+    return results, kept, test_probs

@@ -203,6 +203,10 @@ def markdown_report(report: dict) -> str:
     out += ["", f"![confusion matrices]({PLOTS['confusion_matrices']})", ""]
 
     f = report["fidelity"]
+    if report.get("uncertainty"):
+        from medicraft_hf.evaluation.uncertainty import markdown_lines
+
+        out += markdown_lines(report["uncertainty"], report.get("comparison"))
     out += ["## Fidelity", "", f"In the feature space of the classifier trained on real data: {f['feature_space']}; "
             f"precision/recall use k={f['k']} nearest-neighbour manifolds. 'real held-out' compares the real test split "
             "with real train: the value a perfect generator would reach.", "",

@@ -13,10 +13,22 @@ from medicraft_hf.evaluation.classifier import ClassifierSettings, embed_and_pre
 from medicraft_hf.evaluation.fidelity import fidelity_report
 from medicraft_hf.evaluation.privacy import memorization_audit
 from medicraft_hf.evaluation.protocols import PROTOCOLS, run_protocols
+from medicraft_hf.evaluation.uncertainty import compare_predictions, predictions_record, uncertainty_report
 from medicraft_hf.io import write_json_atomic
 
 DEFAULT_RESOLUTION = (64, 128)
 MIN_SEEDS = 3
+PREDICTIONS_FILE = "predictions.json"  # every run's test probabilities: intervals and paired comparisons
+
+
+def _read_predictions(report_dir) -> dict:
+    import json
+
+    path = Path(report_dir) / PREDICTIONS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"No {PREDICTIONS_FILE} in {report_dir}: compare with a report folder written by "
+                                "`medicraft evaluate` (this version or later).")
+    return json.loads(path.read_text())
 
 
 def anatomy_results(dataset, class_names) -> list[dict]:
@@ -37,13 +49,17 @@ def run_evaluation(
     settings: ClassifierSettings | None = None,
     max_train_images: int | None = None,
     anatomy: bool = True,
+    compare_to=None,
+    n_boot: int = 1000,
     log=print,
 ) -> dict:
     """Evaluate `synthetic` against `real` and write report.{json,md} and plots to `out_dir`.
 
     `real` / `synthetic`: a local dataset folder, a Hub id, or a `DatasetDict`. `real`
     needs a 'train' and a patient-held-out 'test' split; every synthetic split is used.
-    Finished classifier runs are kept in `out_dir/runs/`, so a rerun resumes.
+    Finished classifier runs are kept in `out_dir/runs/`, so a rerun resumes. Intervals come
+    from a bootstrap over test patients x seeds (`n_boot` replicates); `compare_to` (another
+    report folder, same real test split and seeds) adds a paired comparison with it.
     """
     started = time.time()
     settings = settings or ClassifierSettings()
@@ -69,7 +85,10 @@ def run_evaluation(
     real_test = inputs.to_image_set(real_dd["test"], resolution, "real/test")
     held_out = inputs.to_image_set(inputs.held_out_rows(real_dd), resolution, "real/held-out")
 
-    usefulness, model = run_protocols(
+    other_predictions = None
+    if compare_to is not None:  # a missing or foreign report fails now, not after training
+        other_predictions = _read_predictions(compare_to)
+    usefulness, model, test_probs = run_protocols(
         real_train, synthetic_set, real_test, class_names, resolution, settings, seeds=seeds,
         runs_dir=out_dir / "runs", log=log,
     )  # fmt: skip
@@ -92,6 +111,13 @@ def run_evaluation(
         anatomy_report = {"verdicts": list(ANATOMY_VERDICTS), **{k: summarize(v) for k, v in per_image.items()}}
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    predictions = predictions_record(real_test, class_names, test_probs)
+    write_json_atomic(out_dir / PREDICTIONS_FILE, predictions)
+    log(f"intervals: {n_boot} bootstrap replicates over test patients x seeds")
+    intervals = uncertainty_report(predictions, n_boot=n_boot)
+    comparison = None
+    if other_predictions is not None:
+        comparison = {"other": str(compare_to), **compare_predictions(predictions, other_predictions, n_boot=n_boot)}
     report.plot_confusion_matrices(usefulness, class_names, out_dir / report.PLOTS["confusion_matrices"])
     report.plot_samples(real_train, synthetic_set, class_names, out_dir / report.PLOTS["samples"])
     report.plot_embedding(
@@ -126,6 +152,8 @@ def run_evaluation(
             "max_train_images": max_train_images,
         },
         "usefulness": usefulness,
+        "uncertainty": intervals,
+        "comparison": comparison,
         "fidelity": fidelity,
         "privacy": privacy_short,
         "anatomy": anatomy_report,

@@ -1,0 +1,67 @@
+"""Exam-level aggregation, patient bootstrap and paired comparisons against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from medicraft_hf.evaluation.uncertainty import bootstrap, exam_predictions, paired_difference, ratio, score
+
+
+def onehot(classes, num_classes=2):
+    return np.eye(num_classes)[classes]
+
+
+def test_exam_predictions_mean_and_max():
+    probs = np.array([[0.8, 0.2], [0.4, 0.6], [0.1, 0.9]])
+    out, labels, exams = exam_predictions(probs, [0, 0, 1], ["a", "a", "b"])
+    assert exams == ["a", "b"] and labels.tolist() == [0, 1]
+    np.testing.assert_allclose(out, [[0.6, 0.4], [0.1, 0.9]])
+    out, _, _ = exam_predictions(probs, [0, 0, 1], ["a", "a", "b"], how="max")
+    np.testing.assert_allclose(out[0], [0.8 / 1.4, 0.6 / 1.4])  # each class's best plane, renormalised
+    with pytest.raises(ValueError, match="Exam 'a' has scans of several labels"):
+        exam_predictions(probs, [0, 1, 1], ["a", "a", "b"])
+
+
+def test_score_by_hand():
+    # labels 0,0,1,2; predicted 0,1,1,1 -> accuracy 2/4; recalls 1/2, 1/1, 0/1 -> balanced 0.5
+    s = score(np.eye(3)[[0, 1, 1, 1]], np.array([0, 0, 1, 2]), 3)
+    assert s["accuracy"] == 0.5 and s["balanced_accuracy"] == pytest.approx(0.5)
+    assert (s["recall_0"], s["recall_1"], s["recall_2"]) == (0.5, 1.0, 0.0)
+
+
+def test_bootstrap_over_two_patients_has_the_hand_computed_distribution():
+    # Patient p1's scan is right, p2's is wrong. A resample is (p1,p1) -> 1, (p1,p2) or (p2,p1) -> 0.5,
+    # (p2,p2) -> 0, with probabilities 1/4, 1/2, 1/4: mean 0.5, 95% interval [0, 1].
+    run = onehot([0, 0])
+    result = bootstrap([run], np.array([0, 1]), ["p1", "p2"], "accuracy", n_boot=4000, seed=1)
+    assert result["mean"] == pytest.approx(0.5, abs=0.02)
+    assert (result["low"], result["high"]) == (0.0, 1.0)
+    # A patient's scans move together: p1 with two right scans and p2 with two wrong ones gives
+    # the same distribution (not the narrower one of four independent scans).
+    two_each = bootstrap([onehot([0, 0, 0, 0])], np.array([0, 0, 1, 1]), ["p1", "p1", "p2", "p2"], "accuracy",
+                         n_boot=4000, seed=1)
+    assert two_each == result
+
+
+def test_bootstrap_includes_the_seed_spread():
+    right, wrong = onehot([0]), onehot([1])
+    one_patient = bootstrap([right, wrong], np.array([0]), ["p"], "accuracy", n_boot=4000, seed=2)
+    assert one_patient["mean"] == pytest.approx(0.5, abs=0.03) and (one_patient["low"], one_patient["high"]) == (0, 1)
+    assert bootstrap([right, right], np.array([0]), ["p"], "accuracy", n_boot=200) == {
+        "mean": 1.0, "low": 1.0, "high": 1.0, "n_boot": 200}
+
+
+def test_paired_difference_and_ratio_by_hand():
+    labels, groups = np.array([0, 1]), ["p1", "p2"]
+    a = [onehot([0, 1]), onehot([0, 1])]  # right on both patients, both seeds
+    b = [onehot([0, 0]), onehot([0, 0])]  # right on p1 only
+    same = paired_difference(a, a, labels, groups, "accuracy", n_boot=500)
+    assert (same["mean"], same["low"], same["high"]) == (0.0, 0.0, 0.0)  # what is shared cancels exactly
+    diff = paired_difference(a, b, labels, groups, "accuracy", n_boot=4000, seed=3)
+    # A - B = 1 - acc_B, acc_B in {1, .5, 0} with 1/4, 1/2, 1/4: mean 0.5, interval [0, 1]
+    assert diff["mean"] == pytest.approx(0.5, abs=0.02) and (diff["low"], diff["high"]) == (0.0, 1.0)
+    # A / B = 1 / acc_B in {1, 2, undefined}: over the defined draws, (1/4 * 1 + 1/2 * 2) / (3/4) = 5/3
+    r = ratio(a, b, labels, groups, "accuracy", n_boot=4000, seed=4)
+    assert r["mean"] == pytest.approx(5 / 3, abs=0.03) and (r["low"], r["high"]) == (1.0, 2.0)
+    assert r["n_boot"] < 4000  # the undefined draws (acc_B = 0) are left out, not counted as 0
+    with pytest.raises(ValueError, match="same seeds on both sides"):
+        paired_difference(a, b[:1], labels, groups)
