@@ -100,6 +100,9 @@ def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
             ba = intervals[level][name]["balanced_accuracy"]
             assert ba["low"] <= ba["mean"] <= ba["high"], (level, name, ba)
     assert "## Uncertainty" in md
+    trts = report["trts"]  # class fidelity: the real-trained classifier on the synthetic scans
+    assert trts["n"] == len(tiny_synthetic(True)["train"]) and set(trts["per_class"]) == set(CLASS_NAMES)
+    assert all(0 <= v <= 1 for v in trts["per_class"].values()) and "## Class fidelity (TRTS)" in md
 
     # A rerun resumes every finished classifier run and reproduces the numbers; compared with
     # itself (same scans, same seeds), every paired difference is exactly 0.

@@ -65,3 +65,11 @@ def test_paired_difference_and_ratio_by_hand():
     assert r["n_boot"] < 4000  # the undefined draws (acc_B = 0) are left out, not counted as 0
     with pytest.raises(ValueError, match="same seeds on both sides"):
         paired_difference(a, b[:1], labels, groups)
+
+
+def test_class_fidelity_by_hand():
+    from medicraft_hf.evaluation.run import class_fidelity
+
+    # generated as 0,1,1,1; classified as 0,0,1,1: 3 of 4 right; class 0: 1/1, class 1: 2/3, class 2: none made
+    t = class_fidelity(np.eye(3)[[0, 0, 1, 1]], [0, 1, 1, 1], ["a", "b", "c"])
+    assert t["overall"] == 0.75 and t["per_class"] == {"a": 1.0, "b": pytest.approx(2 / 3), "c": None}

@@ -203,6 +203,12 @@ def markdown_report(report: dict) -> str:
     out += ["", f"![confusion matrices]({PLOTS['confusion_matrices']})", ""]
 
     f = report["fidelity"]
+    if report.get("trts"):
+        t = report["trts"]
+        per_class = ", ".join(f"{k} {v:.2f}" for k, v in t["per_class"].items() if v is not None)
+        out += ["## Class fidelity (TRTS)", "",
+                f"The real-trained classifier ({t['classifier']}) assigns **{t['overall']:.3f}** of {t['n']} "
+                f"synthetic scans to the class they were generated as; per class: {per_class}.", ""]
     if report.get("uncertainty"):
         from medicraft_hf.evaluation.uncertainty import markdown_lines
 

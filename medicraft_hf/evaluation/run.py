@@ -21,6 +21,19 @@ MIN_SEEDS = 3
 PREDICTIONS_FILE = "predictions.json"  # every run's test probabilities: intervals and paired comparisons
 
 
+def class_fidelity(probs, labels, class_names) -> dict:
+    """TRTS: how often the real-trained classifier (TRTR, first seed) assigns a generated scan
+    to the class it was generated as, per requested class (does a generated melanoma look like one?)."""
+    import numpy as np
+
+    predicted = np.asarray(probs).argmax(axis=1)
+    labels = np.asarray(labels)
+    per_class = {name: (float((predicted[labels == c] == c).mean()) if (labels == c).any() else None)
+                 for c, name in enumerate(class_names)}
+    return {"overall": float((predicted == labels).mean()), "per_class": per_class, "n": int(len(labels)),
+            "classifier": "TRTR, first seed"}
+
+
 def _read_predictions(report_dir) -> dict:
     import json
 
@@ -95,7 +108,8 @@ def run_evaluation(
 
     log("fidelity and memorization audit in the TRTR classifier's feature space")
     train_f, _ = embed_and_predict(model, real_train)
-    syn_f, _ = embed_and_predict(model, synthetic_set)
+    syn_f, syn_probs = embed_and_predict(model, synthetic_set)
+    trts = class_fidelity(syn_probs, synthetic_set.labels, class_names)
     held_f, _ = embed_and_predict(model, held_out)
     fidelity = fidelity_report(train_f, real_train.labels, syn_f, synthetic_set.labels, class_names, held_f, held_out.labels)
     privacy = memorization_audit(real_train, train_f, held_out, held_f, synthetic_set, syn_f)
@@ -153,6 +167,7 @@ def run_evaluation(
         },
         "usefulness": usefulness,
         "uncertainty": intervals,
+        "trts": trts,
         "comparison": comparison,
         "fidelity": fidelity,
         "privacy": privacy_short,
