@@ -9,7 +9,7 @@ from gradio_client import Client
 
 from medicraft_hf.review.app import launch_review_app
 from medicraft_hf.review.session import ReviewRound
-from medicraft_hf.review.store import RatingsStore, reviewer_pseudonym
+from medicraft_hf.review.store import RatingsStore
 from tests.review_helpers import review_dataset
 
 N = 6
@@ -33,12 +33,15 @@ SCREEN = ("image", "image_id", "shown_at", "progress", "status", "guess", "comme
 
 
 def _start(client, name):
-    reviewer, image, image_id, shown_at, progress, *_ = client.predict(name, api_name="/start")
+    # Who rates is server-side session state set by Start; the status line names the pseudonym.
+    image, image_id, shown_at, progress, status, *_ = client.predict(name, api_name="/start")
+    reviewer = status.split("`")[1]
     return reviewer, image_id, shown_at, progress
 
 
 def _rate(client, verdict, reviewer, image_id, guess=None, comment="", shown_at=0.0, correcting=""):
-    out = client.predict(reviewer, image_id, guess, comment, shown_at, correcting, api_name=f"/rate_{verdict}")
+    # `reviewer` is not sent: the browser cannot say who rates (the session started by Start does).
+    out = client.predict(image_id, guess, comment, shown_at, correcting, api_name=f"/rate_{verdict}")
     return dict(zip(SCREEN, out))
 
 
@@ -49,7 +52,7 @@ def _reviewer_ratings(store, reviewer):
 def test_rating_lands_once_and_the_next_image_follows(app):
     review, _, client = app
     reviewer, image_id, shown_at, progress = _start(client, "Alice")
-    assert reviewer == reviewer_pseudonym("alice") and "Alice" not in reviewer
+    assert reviewer == review.pseudonym("alice") and "Alice" not in reviewer
     assert image_id == review.order(reviewer)[0] and "1 of 6" in progress
     out = _rate(client, "correct", reviewer, image_id, shown_at=shown_at)
     next_id, progress, status = out["image_id"], out["progress"], out["status"]
@@ -81,10 +84,10 @@ def test_a_verdict_can_be_corrected_and_still_counts_once(app):
     review, _, client = app
     reviewer, first, _, _ = _start(client, "Kai")
     with pytest.raises(Exception, match="No earlier verdict"):
-        client.predict(reviewer, first, api_name="/previous")
+        client.predict(first, api_name="/previous")
     second = _rate(client, "correct", reviewer, first)["image_id"]
     # Back (key U): the first image again, flagged for correction.
-    back = dict(zip(SCREEN, client.predict(reviewer, second, api_name="/previous")))
+    back = dict(zip(SCREEN, client.predict(second, api_name="/previous")))
     assert back["image_id"] == first and back["correcting"] == first and "Anatomically correct" in back["progress"]
     out = _rate(client, "no_fovea", reviewer, first, correcting=first)
     assert out["status"].startswith("Corrected") and out["image_id"] == second  # back to the first unrated
@@ -114,12 +117,13 @@ def test_two_concurrent_clients_lose_nothing_and_duplicate_nothing(app):
     [t.join(60) for t in threads]
     assert not errors
     for name in ("Bob", "Carol"):
-        ratings = _reviewer_ratings(review.store, reviewer_pseudonym(name))
+        ratings = _reviewer_ratings(review.store, review.pseudonym(name))
         assert sorted(r["image_id"] for r in ratings) == sorted(review.order("x"))
 
     # Two clients of ONE reviewer submitting the same image at the same moment: stored once.
     c1, c2 = Client(blocks.local_url, verbose=False), Client(blocks.local_url, verbose=False)
     reviewer, image_id, _, _ = _start(c1, "Eve")
+    assert _start(c2, "Eve")[:2] == (reviewer, image_id)  # each browser starts its own session
     results = []
     threads = [threading.Thread(target=lambda c, v: results.append(_rate(c, v, reviewer, image_id)), args=a)
                for a in ((c1, "correct"), (c2, "no_fovea"))]
@@ -142,10 +146,13 @@ def test_restart_resumes_where_the_reviewer_left_off(tmp_path):
     review = make()
     blocks, client = _launch(review)
     try:
-        # The browser still shows the second image and its verdict is sent again: kept once.
+        # The browser still shows the second image; its session is gone with the old server, so
+        # the reviewer presses Start again, and the second image's verdict sent again is kept once.
+        with pytest.raises(Exception, match="Press Start"):
+            _rate(client, "no_fovea", reviewer, second)
+        reviewer, third, _, progress = _start(client, "Frank")
         status = _rate(client, "no_fovea", reviewer, second)["status"]
         assert status.startswith("Already saved")
-        reviewer, third, _, progress = _start(client, "Frank")
         assert third == review.order(reviewer)[2] and "3 of 6" in progress
         assert [r["verdict"] for r in store.ratings()] == ["correct", "doubled_fovea"]
     finally:

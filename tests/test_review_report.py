@@ -32,16 +32,17 @@ R2 = {  # reviewer: [(verdict, guess)] in R2_IMAGES order
 def _r1(reviewer):
     for (image_id, (label, auto, score)), verdict in zip(R1_IMAGES.items(), R1_VERDICTS[reviewer]):
         ref = {"image_id": image_id, "label": label, "source": "synthetic", "model_id": "m",
-               "model_revision": "v1", "seed": int(image_id[1])}
+               "model_revision": "v1", "seed": int(image_id[1]), "truth": "synthetic", "model_version": "m@v1"}
         yield make_rating(round_name="r1", reviewer=f"r-{reviewer}", image_ref=ref, verdict=verdict,
                           auto_verdict=auto, auto_score=score, created_at=f"2026-01-0{ord(reviewer) - 64}T10:00:00")
 
 
 def _r2(reviewer):
     for (image_id, source), (verdict, guess) in zip(R2_IMAGES.items(), R2[reviewer]):
-        ref = {"image_id": image_id, "label": "melanoma", "source": source}
+        # The truth as the round records it when drawn (review.session.truth_of).
+        ref = {"image_id": image_id, "label": "melanoma", "source": source, "truth": source, "model_version": "real"}
         if source == "synthetic":
-            ref.update(model_id="m", model_revision="v2", seed=int(image_id[1]))
+            ref.update(model_id="m", model_revision="v2", seed=int(image_id[1]), model_version="m@v2")
         yield make_rating(round_name="r2", reviewer=f"r-{reviewer}", image_ref=ref, verdict=verdict, blinded=True,
                           origin_guess=guess, created_at="2026-02-01T09:00:00")
 

@@ -64,9 +64,22 @@ def anatomy_filter_of(args):
     if args.anatomy_threshold is not None and args.anatomy_calibration is not None:
         raise ValueError("Give --anatomy-threshold or --anatomy-calibration, not both.")
     if args.anatomy_calibration is not None:
-        from medicraft_hf.review.calibrate import load_calibration
+        import sys
 
-        return AnatomyFilter(float(load_calibration(args.anatomy_calibration)["threshold"]))
+        from medicraft_hf.review.calibrate import calibration_evidence, calibration_warnings, load_calibration
+
+        calibration = load_calibration(args.anatomy_calibration)
+        if not calibration_evidence(calibration):
+            print(f"warning: --anatomy-calibration {args.anatomy_calibration} carries no expert counts or balanced "
+                  "accuracy, so nothing says it is informative; its threshold is used as given.", file=sys.stderr)
+        warnings = calibration_warnings(calibration)  # recomputed: older files carry none
+        if warnings:
+            raise ValueError(
+                f"--anatomy-calibration {args.anatomy_calibration} is not informative ({'; '.join(warnings)}): "
+                "rate more scans and calibrate again, or pass --anatomy-threshold "
+                f"{float(calibration['threshold']):.4f} to filter with it anyway."
+            )
+        return AnatomyFilter(float(calibration["threshold"]))
     return AnatomyFilter(defaults.DEFAULT_ANATOMY_THRESHOLD if args.anatomy_threshold is None else args.anatomy_threshold)
 
 

@@ -9,6 +9,9 @@ their README.md with --update-card); with
 
 from __future__ import annotations
 
+# Library argument names -> this command's flags (errors are said in the CLI's words).
+FLAGS = {"out_dir": "--out"}
+
 HELP = "report on expert ratings (rates with CIs, Turing test, kappas, plots); calibrate the anatomy check"
 
 
@@ -26,15 +29,20 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import sys
     from pathlib import Path
 
     from medicraft_hf.io import write_text_atomic
     from medicraft_hf.review.card import update_card_section
-    from medicraft_hf.review.report import review_report
+    from medicraft_hf.review.report import check_out_dir, review_report
     from medicraft_hf.review.store import merge_ratings, push_ratings
 
-    ratings = merge_ratings(args.ratings)
-    report = review_report(ratings, args.out, calibrate=args.calibrate)
+    check_out_dir(args.out)  # a folder that cannot be written is said before any work
+    skipped = []
+    ratings = merge_ratings(args.ratings, problems=skipped)
+    for file, why in skipped:
+        print(f"skipped {file}: not a rating ({why})", file=sys.stderr)
+    report = review_report(ratings, args.out, calibrate=args.calibrate, skipped=skipped)
     write_text_atomic(Path(args.out) / "card_section.md", report["card_section"])
     latest = report["latest_round"]
     print(f"{report['n_ratings']} ratings of {report['n_images']} images by {len(report['reviewers'])} reviewer(s); "
@@ -42,6 +50,8 @@ def run(args) -> int:
           + ("n/a" if latest["correct_rate"] is None else f"{latest['correct_rate']:.1%}"))
     if "calibration" in report:
         print(f"anatomy threshold {report['calibration']['threshold']:.4f} -> {Path(args.out) / 'calibration.json'}")
+        for warning in report["calibration"]["warnings"]:
+            print(f"warning: the calibration is not informative: {warning}", file=sys.stderr)
     print(f"report: {Path(args.out) / 'report.md'}")
     for folder in args.update_card:
         print(f"updated the expert-review section of {update_card_section(folder, report['card_section'])}")

@@ -5,6 +5,13 @@ when `score >= threshold`. The threshold chosen here is the cut that best separa
 experts called anatomically correct from what they did not (maximal Youden's J, i.e.
 balanced accuracy), written to `calibration.json` for `medicraft generate
 --anatomy-calibration`.
+
+A threshold is only as good as the ratings behind it. `calibration_warnings` says when it
+is not informative: too few expert verdicts of either kind (`MIN_PER_VERDICT`), a balanced
+accuracy near chance (`MIN_BALANCED_ACCURACY`), or a best cut that random verdicts would
+match as often as not (a permutation test of the maximal balanced accuracy, p >= 0.05).
+The warnings are written into the file; the card quotes them and `medicraft generate`
+refuses such a file.
 """
 
 from __future__ import annotations
@@ -19,6 +26,61 @@ import numpy as np
 from medicraft_hf.io import write_json_atomic
 
 CALIBRATION_FILE = "calibration.json"
+MIN_PER_VERDICT = 10  # expert verdicts of each kind (correct, faulty) a threshold needs
+MIN_BALANCED_ACCURACY = 0.6  # below: near chance (0.5)
+MAX_P_VALUE = 0.05
+PERMUTATIONS = 2000
+
+
+def _cut_balanced_accuracy(sorted_correct: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of rejecting the first k scans (by score) for each k in `cuts`;
+    `sorted_correct` is (..., n) expert verdicts in ascending score order."""
+    n_pos = sorted_correct.sum(-1, keepdims=True)
+    n_neg = sorted_correct.shape[-1] - n_pos
+    rejected_pos = np.concatenate([np.zeros_like(n_pos), np.cumsum(sorted_correct, -1)], -1)[..., cuts]
+    sensitivity = (n_pos - rejected_pos) / n_pos
+    specificity = (cuts - rejected_pos) / n_neg
+    return (sensitivity + specificity) / 2
+
+
+def permutation_p_value(scores, expert_correct, permutations: int = PERMUTATIONS, seed: int = 0) -> float:
+    """How often verdicts shuffled at random reach the best balanced accuracy of the real ones.
+
+    The best cut is chosen after looking, so its balanced accuracy is optimistic; comparing
+    it with the best cut on shuffled verdicts (same scores, same counts) corrects for that.
+    """
+    order = np.argsort(scores, kind="stable")
+    s = np.asarray(scores, dtype=float)[order]
+    c = np.asarray(expert_correct, dtype=bool)[order].astype(float)
+    cuts = np.concatenate([[0], np.flatnonzero(np.diff(s) > 0) + 1, [len(s)]])
+    observed = _cut_balanced_accuracy(c, cuts).max()
+    rng = np.random.default_rng(seed)
+    shuffled = np.stack([rng.permutation(c) for _ in range(permutations)])
+    best = _cut_balanced_accuracy(shuffled, cuts).max(-1)
+    return float((1 + np.sum(best >= observed - 1e-12)) / (permutations + 1))
+
+
+def calibration_warnings(calibration: dict) -> list[str]:
+    """Why a calibration is not informative (empty when it is), from the numbers the file
+    carries; works on older files too. A file with none of them (a hand-written threshold)
+    gets none: see `calibration_evidence`."""
+    warnings = []
+    n_pos, n_neg = calibration.get("n_expert_correct"), calibration.get("n_expert_faulty")
+    if n_pos is not None and n_neg is not None and min(n_pos, n_neg) < MIN_PER_VERDICT:
+        warnings.append(f"too few ratings per verdict: {n_pos} correct and {n_neg} faulty, "
+                        f"at least {MIN_PER_VERDICT} of each are needed")
+    ba = calibration.get("balanced_accuracy")
+    if ba is not None and ba < MIN_BALANCED_ACCURACY:
+        warnings.append(f"balanced accuracy {ba:.1%} is near chance (50%; needs at least {MIN_BALANCED_ACCURACY:.0%})")
+    p = calibration.get("p_value")
+    if p is not None and p >= MAX_P_VALUE:
+        warnings.append(f"random verdicts do as well (permutation p = {p:.2f})")
+    return warnings
+
+
+def calibration_evidence(calibration: dict) -> bool:
+    """Whether the file carries the numbers that say how informative it is."""
+    return all(calibration.get(k) is not None for k in ("n_expert_correct", "n_expert_faulty", "balanced_accuracy"))
 
 
 def calibrate_threshold(scores, expert_correct) -> dict:
@@ -62,8 +124,12 @@ def calibrate_threshold(scores, expert_correct) -> dict:
                 "specificity": specificity,
                 "rejection_rate": float((~keep).mean()),
             }
-    return {**best, "criterion": "youden", "pass_rule": "score >= threshold", "n_ratings": int(scores.size),
-            "n_expert_correct": n_pos, "n_expert_faulty": n_neg}
+    result = {**best, "criterion": "youden", "pass_rule": "score >= threshold", "n_ratings": int(scores.size),
+              "n_expert_correct": n_pos, "n_expert_faulty": n_neg,
+              "p_value": permutation_p_value(scores, correct)}
+    result["warnings"] = calibration_warnings(result)
+    result["informative"] = not result["warnings"]
+    return result
 
 
 def calibrate_from_ratings(ratings) -> dict:

@@ -24,9 +24,11 @@ def review_card_section(report: dict) -> str:
     if not latest:
         return "No expert review round has been recorded yet.\n"
     rate = latest.get("correct_rate")
+    n_correct = latest.get("n_correct_synthetic")
+    counts = f"{n_correct} of {latest['n_rated_synthetic']}; " if n_correct is not None else ""
     rate_text = (
         f"**{rate:.0%}** of {latest['n_rated_synthetic']} generated scans anatomically correct "
-        f"(95% CI {latest['correct_ci'][0]:.0%}-{latest['correct_ci'][1]:.0%})"
+        f"({counts}95% CI {latest['correct_ci'][0]:.0%}-{latest['correct_ci'][1]:.0%})"
         if rate is not None
         else "no generated scans rated"
     )
@@ -36,14 +38,27 @@ def review_card_section(report: dict) -> str:
         f"{latest['reviewers']} pseudonymous reviewer(s); model version(s): {versions}."
     ]
     if latest.get("turing_accuracy") is not None:
-        lines.append(f"Blinded real-vs-synthetic accuracy: {latest['turing_accuracy']:.0%} (50% = indistinguishable).")
+        right = (f" ({latest['n_turing_right']} of {latest['n_turing']} answers)"
+                 if latest.get("n_turing") is not None else "")
+        lines.append(f"Blinded real-vs-synthetic accuracy: {latest['turing_accuracy']:.0%}{right} "
+                     "(50% = indistinguishable).")
+    if latest.get("n_unrecorded"):
+        lines.append(f"{latest['n_unrecorded']} rating(s) of this round carry no recorded truth (real or "
+                     "generated) and are left out of these figures.")
     agreement = report.get("auto_agreement") or {}
     if agreement.get("kappa_correct") is not None:
         lines.append("Agreement of the automatic anatomy check with the experts (correct vs not): "
                      f"Cohen's kappa {agreement['kappa_correct']:.2f}.")
     if report.get("calibration"):
-        lines.append(f"Anatomy-check threshold calibrated on these ratings: {report['calibration']['threshold']:.3f} "
-                     "(`medicraft generate --anatomy-calibration`).")
+        calibration = report["calibration"]
+        warnings = calibration.get("warnings") or []
+        if warnings:
+            lines.append(f"Anatomy-check threshold calibrated on these ratings: {calibration['threshold']:.3f}. "
+                         f"**Warning: this calibration is not informative** ({'; '.join(warnings)}); "
+                         "do not filter generation with it.")
+        else:
+            lines.append(f"Anatomy-check threshold calibrated on these ratings: {calibration['threshold']:.3f} "
+                         "(`medicraft generate --anatomy-calibration`).")
     return "\n".join(lines) + "\n"
 
 

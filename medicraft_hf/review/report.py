@@ -42,15 +42,38 @@ __all__ = [
 ]
 
 
-def review_report(ratings, out_dir: str | os.PathLike, *, calibrate: bool = False) -> dict:
-    """Compute the report and write report.json, report.md and PNG plots into out_dir."""
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Make the report folder, or say (as `ArgumentError('out_dir')`) why it cannot be written."""
+    import tempfile
+
+    from medicraft_hf.errors import ArgumentError
+
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        raise ArgumentError("out_dir", f"Cannot write the report into {{argument}} {out_dir}: "
+                                       f"{err.strerror or err}; pass a folder you can write.") from err
+    return out_dir
+
+
+def review_report(ratings, out_dir: str | os.PathLike, *, calibrate: bool = False,
+                  skipped: list | None = None) -> dict:
+    """Compute the report and write report.json, report.md and PNG plots into out_dir.
+
+    `skipped`: (file, why) of store files that are not ratings (from `load_ratings(...,
+    problems=)`); the report lists them. Files skipped while reading `ratings` here are added.
+    """
     from medicraft_hf.review.calibrate import calibrate_from_ratings, write_calibration
     from medicraft_hf.review.card import review_card_section
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ratings = load_ratings(ratings) if not isinstance(ratings, pd.DataFrame) else ratings
+    out_dir = check_out_dir(out_dir)  # before any work: a read-only folder is said at once
+    skipped = list(skipped or [])
+    ratings = load_ratings(ratings, problems=skipped) if not isinstance(ratings, pd.DataFrame) else ratings
     report = compute_report(ratings)
+    report["skipped_files"] = [{"file": str(f), "why": why} for f, why in skipped]
     if calibrate:
         report["calibration"] = calibrate_from_ratings(ratings)
         write_calibration(report["calibration"], out_dir / "calibration.json")

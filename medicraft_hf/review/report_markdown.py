@@ -42,6 +42,9 @@ def report_markdown(report: dict) -> str:
     lines += _correctness(report) + _reviewers(report) + _turing(report["turing_test"])
     lines += _auto_agreement(report["auto_agreement"], report.get("calibration"))
     lines += _inter_reviewer(report["inter_reviewer"])
+    if report.get("skipped_files"):
+        lines += ["", "## Skipped files", "", "These files in the ratings stores are not ratings; they were left out:", ""]
+        lines += [f"- `{s['file']}`: {s['why']}" for s in report["skipped_files"]]
     if report["plots"]:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in report["plots"]]
     return "\n".join(lines) + "\n"
@@ -68,13 +71,19 @@ def _reviewers(report: dict) -> list[str]:
 
 def _turing(turing: dict) -> list[str]:
     lines = ["", "## Visual Turing test (blinded: real or synthetic?)", ""]
-    if not turing:
-        return lines + ["No blinded ratings in these rounds."]
-    lines += ["50% is chance: the reviewer cannot tell generated scans from real ones.", "",
+    if "overall" not in turing:
+        return lines + (["No blinded ratings in these rounds."] if not turing else
+                        [f"{turing['n_unrecorded']} blinded answer(s), but none on a rating with a recorded truth."])
+    lines += ["50% is chance: the reviewer cannot tell generated scans from real ones. The truth of each scan "
+              "is the set it was drawn from, recorded when the round was drawn.", "",
               "| reviewer | answers | right | accuracy [95% CI] |", "|---|---:|---:|---|"]
     lines += [f"| {who} | {r['n']} | {r['successes']} | {_ci(r)} |" for who, r in turing["per_reviewer"].items()]
     overall = turing["overall"]
-    return lines + [f"| **all** | {overall['n']} | {overall['successes']} | {_ci(overall)} |"]
+    lines += [f"| **all** | {overall['n']} | {overall['successes']} | {_ci(overall)} |"]
+    lines += [f"| *{truth} scans* | {r['n']} | {r['successes']} | {_ci(r)} |" for truth, r in turing["per_truth"].items()]
+    if turing.get("n_unrecorded"):
+        lines += ["", f"{turing['n_unrecorded']} answer(s) on ratings without a recorded truth are left out."]
+    return lines
 
 
 def _auto_agreement(agreement: dict, calibration: dict | None) -> list[str]:
@@ -96,7 +105,12 @@ def _auto_agreement(agreement: dict, calibration: dict | None) -> list[str]:
         c = calibration
         lines += ["", f"Calibrated threshold **{c['threshold']:.4f}** (keep a scan when score >= threshold): "
                   f"sensitivity {_pct(c['sensitivity'])}, specificity {_pct(c['specificity'])}, "
-                  f"balanced accuracy {_pct(c['balanced_accuracy'])}; written to `calibration.json`."]
+                  f"balanced accuracy {_pct(c['balanced_accuracy'])}"
+                  + (f", permutation p = {c['p_value']:.3f}" if c.get("p_value") is not None else "")
+                  + "; written to `calibration.json`."]
+        if c.get("warnings"):
+            lines += ["", "**Warning: this calibration is not informative**: " + "; ".join(c["warnings"])
+                      + ". `medicraft generate --anatomy-calibration` refuses it."]
     return lines
 
 

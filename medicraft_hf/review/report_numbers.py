@@ -4,6 +4,12 @@
 counts, per-reviewer figures, the visual Turing test, the automatic anatomy check
 against the experts and agreement between experts. The statistics themselves are
 `review.stats`; this module decides what is counted together.
+
+Real or synthetic is read only from each rating's `truth` and `model_version`, recorded
+when the round was drawn (`review.session`), never guessed from the `source` column (the
+phantom stands in for real scans but says `phantom`). Ratings without a recorded truth
+(made before it was recorded) are counted as `unrecorded`: left out of the Turing test and
+of the generated-scan figures, and the report says how many.
 """
 
 from __future__ import annotations
@@ -22,17 +28,18 @@ from medicraft_hf.review.stats import (
     rating_counts,
 )
 from medicraft_hf.review.store import load_ratings
-from medicraft_hf.review.verdicts import FAILURES, VERDICTS, origin_of_source
+from medicraft_hf.review.verdicts import FAILURES, VERDICTS
+
+UNRECORDED = "unrecorded"
 
 
 def model_version(row) -> str:
-    """How the report names where an image came from: `model_id@revision`, or real/phantom."""
-    model_id, revision, source = (None if pd.isna(row[c]) else row[c] for c in ("model_id", "model_revision", "source"))
-    if source == "real":
-        return "real"
-    if model_id is None and revision is None:
-        return source or "unknown"
-    return f"{model_id}@{revision or 'unknown'}"
+    """How the report names where an image came from: the version recorded at the draw
+    (`model_id@revision`, or `real`), or `unrecorded` when the rating carries no truth."""
+    truth, version = (None if pd.isna(row.get(c)) else row.get(c) for c in ("truth", "model_version"))
+    if truth is None:
+        return UNRECORDED
+    return "real" if truth == "real" else (version or "unknown")
 
 
 def _frame(ratings) -> pd.DataFrame:
@@ -40,6 +47,9 @@ def _frame(ratings) -> pd.DataFrame:
     if df.empty:
         raise ValueError("The ratings are empty: nothing to report. Rate some scans with `medicraft review` first.")
     df["blinded"] = df["blinded"].astype("boolean").fillna(False).astype(bool)
+    for column in ("truth", "model_version"):
+        if column not in df:
+            df[column] = None
     df["model_version"] = df.apply(model_version, axis=1)
     df["correct"] = df["verdict"] == "correct"
     # One image = one reference (round, image and its provenance); several reviewers may rate it.
@@ -75,13 +85,17 @@ def reviewer_stats(df: pd.DataFrame) -> dict:
 
 def turing_test(df: pd.DataFrame) -> dict:
     """Accuracy of the blinded 'real or synthetic?' answers, per reviewer and overall."""
-    blind = df[df["blinded"] & df["origin_guess"].notna()]
+    answered = df[df["blinded"] & df["origin_guess"].notna()]
+    blind = answered[answered["truth"].notna()]
     if blind.empty:
-        return {}
-    hit = blind["origin_guess"] == blind["source"].map(origin_of_source)
-    result = {"overall": proportion(hit.sum(), len(blind)), "per_reviewer": {}}
+        return {"n_unrecorded": len(answered)} if len(answered) else {}
+    hit = blind["origin_guess"] == blind["truth"]
+    result = {"overall": proportion(hit.sum(), len(blind)), "per_reviewer": {}, "per_truth": {},
+              "n_unrecorded": len(answered) - len(blind)}
     for reviewer, idx in blind.groupby("reviewer").groups.items():
         result["per_reviewer"][reviewer] = proportion(hit[idx].sum(), len(idx))
+    for truth, idx in blind.groupby("truth").groups.items():  # real scans called real, synthetic called synthetic
+        result["per_truth"][truth] = proportion(hit[idx].sum(), len(idx))
     return result
 
 
@@ -135,16 +149,20 @@ def latest_round(df: pd.DataFrame) -> dict:
     """The numbers a card quotes: the most recent round's synthetic correctness."""
     last = df.groupby("round")["created_at"].max().sort_values().index[-1]
     rnd = df[df["round"] == last]
-    synthetic = rnd[rnd["source"] != "real"]
+    synthetic = rnd[rnd["truth"] == "synthetic"]
     rate = proportion(synthetic["correct"].sum(), len(synthetic))
-    blind = rnd[rnd["blinded"] & rnd["origin_guess"].notna()]
-    hits = blind["origin_guess"] == blind["source"].map(origin_of_source)
+    blind = rnd[rnd["blinded"] & rnd["origin_guess"].notna() & rnd["truth"].notna()]
+    hits = blind["origin_guess"] == blind["truth"]
     return {
         "round": last,
         "date": str(rnd["created_at"].max())[:10],
         "reviewers": int(rnd["reviewer"].nunique()),
         "n_ratings": len(rnd),
         "n_rated_synthetic": len(synthetic),
+        "n_correct_synthetic": rate["successes"],
+        "n_unrecorded": int(rnd["truth"].isna().sum()),
+        "n_turing": len(blind),
+        "n_turing_right": int(hits.sum()),
         "correct_rate": rate["rate"],
         "correct_ci": [rate["ci_low"], rate["ci_high"]],
         "model_versions": sorted(synthetic["model_version"].unique().tolist()),

@@ -5,19 +5,28 @@ ratings store. Each reviewer gets the round's images in an order drawn from
 (seed, round, reviewer), so two reviewers see different orders and one reviewer sees the
 same order after a restart. Where a reviewer is in that order is read from the store,
 never kept in memory: they resume at their first unrated image.
+
+The truth of every scan is fixed when the round is drawn, by the set it was drawn from:
+a scan of `real` is real (whatever its `source` column says: the phantom stands in for
+real scans), a scan of the rated dataset is synthetic, with its `model_id@revision`. It is
+written to `<store>/.rounds/<round>.json` and copied into each rating (`truth`,
+`model_version`); the report reads nothing else to score the Turing test.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from datasets import Dataset
 from PIL import Image
 
-from medicraft_hf.review.store import RatingsStore, make_rating, rating_id, reviewer_pseudonym
+from medicraft_hf.review.store import MalformedRating, RatingsStore, make_rating, rating_id
 from medicraft_hf.schema import class_names_of
 
 _META_COLUMNS = ("image_id", "label", "source", "model_id", "model_revision", "seed")
@@ -33,7 +42,7 @@ def default_anatomy_check(image):
 class ReviewItem:
     """One image of a round: its reference (stored with each rating) and where to read it."""
 
-    ref: dict  # image_id, dataset, label, source, model_id, model_revision, seed
+    ref: dict  # image_id, dataset, label, source, model_id, model_revision, seed, truth, model_version
     part: int  # 0: the rated dataset, 1: the real dataset mixed in (blinded rounds)
     row: int
 
@@ -85,6 +94,7 @@ class ReviewRound:
         anatomy_check: Callable | None = default_anatomy_check,
     ):
         self.store = store if isinstance(store, RatingsStore) else RatingsStore(store)
+        self.store.check_writable()  # refused now, not at the first verdict
         self.round_name = str(round_name)
         self.seed = int(seed)
         self.blinded = real is not None
@@ -110,6 +120,44 @@ class ReviewRound:
                 )
             self.items[item.image_id] = item
         self._ids = sorted(self.items)
+        self.manifest_path = self._record_draw()
+
+    def _record_draw(self):
+        """Write the truth of every scan of the round (`.rounds/<round>.json`), once.
+
+        A restarted app draws the same round and finds it recorded; a round of the same
+        name whose scans have another truth (another dataset under an old round name) is
+        refused, since its ratings could not be told apart.
+        """
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.round_name)
+        if safe != self.round_name:
+            safe += "-" + hashlib.sha256(self.round_name.encode()).hexdigest()[:8]
+        path = self.store.directory / ".rounds" / f"{safe}.json"
+        truth = {i: {f: self.items[i].ref[f] for f in ("truth", "model_version", "dataset", "source")} for i in self._ids}
+        record = {"round": self.round_name, "seed": self.seed, "blinded": self.blinded, "images": truth,
+                  "drawn_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if self.store.write_once(path, record):
+            return path
+        import json
+
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))["images"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} (the recorded draw of round {self.round_name!r}) is unreadable: {err}. "
+                             "Move it aside or name the round differently.") from err
+        clash = sorted(i for i in set(earlier) & set(truth) if earlier[i] != truth[i])
+        if clash:
+            raise ValueError(
+                f"Round {self.round_name!r} was drawn earlier with other scans under the same ids (e.g. {clash[0]!r}: "
+                f"{earlier[clash[0]]} then, {truth[clash[0]]} now); name this round differently (--round)."
+            )
+        if set(truth) - set(earlier):  # more scans added to the round: the record grows
+            self.store.replace_json(path, {**record, "images": {**earlier, **truth}})
+        return path
+
+    def pseudonym(self, name: str) -> str:
+        """The pseudonym a reviewer's ratings are stored under (salted with the store's secret)."""
+        return self.store.pseudonym(name)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -141,9 +189,18 @@ class ReviewRound:
         return None
 
     def rating_of(self, reviewer: str, image_id: str) -> dict | None:
-        """The reviewer's current rating of an image (latest correction), or None."""
+        """The reviewer's current rating of an image (latest correction), or None.
+
+        Raises `MalformedRating` when the image is rated but every file of its rating is
+        malformed (the reviewer can still correct it).
+        """
         rid = rating_id(self.round_name, reviewer, self.items[image_id].ref)
-        return next((r for r in self.store.reviewer_ratings(reviewer) if r["rating_id"] == rid), None)
+        rating = next((r for r in self.store.reviewer_ratings(reviewer) if r["rating_id"] == rid), None)
+        if rating is None and self.store.has(rid, reviewer):
+            path = self.store.path_of(rid, reviewer)
+            why = next((w for f, w in self.store.problems if f == str(path)), "unreadable")
+            raise MalformedRating(path, why)
+        return rating
 
     def progress(self, reviewer: str) -> tuple[int, int]:
         """(rated, total) for the reviewer in this round."""
@@ -160,7 +217,11 @@ class ReviewRound:
             image = image.resize(self.display_size, Image.LANCZOS)
         return image
 
-    def record(
+    def record(self, name: str, image_id: str, verdict: str, **kwargs) -> tuple[dict, bool]:
+        """`rate` under the pseudonym of the reviewer called `name` (see `pseudonym`)."""
+        return self.rate(self.pseudonym(name), image_id, verdict, **kwargs)
+
+    def rate(
         self,
         reviewer: str,
         image_id: str,
@@ -171,17 +232,20 @@ class ReviewRound:
         shown_at: float | None = None,
         correction: bool = False,
     ) -> tuple[dict, bool]:
-        """Store one verdict (once); returns (stored rating, True if this call stored it).
+        """Store one verdict of the reviewer with pseudonym `reviewer` (once); returns (stored
+        rating, True if this call stored it). An OSError means nothing was stored: retry.
 
         A second verdict on a rated image is ignored (a retry or a double click), unless
         `correction=True`: then it replaces the reviewer's earlier verdict (kept on disk).
         """
-        reviewer = reviewer_pseudonym(reviewer)
         item = self.items.get(image_id)
         if item is None:
             raise ValueError(f"Image {image_id!r} is not part of round {self.round_name!r}.")
         auto_verdict = auto_score = None
-        earlier = self.rating_of(reviewer, image_id) if correction else None
+        try:
+            earlier = self.rating_of(reviewer, image_id) if correction else None
+        except MalformedRating:
+            earlier = None
         if earlier is not None:  # the check's verdict on the image does not change
             auto_verdict, auto_score = earlier["auto_verdict"], earlier["auto_score"]
         elif self.anatomy_check is not None and not self._rated(reviewer, image_id):
@@ -215,6 +279,22 @@ def _items(dataset: Dataset, part: int, name: str) -> list[ReviewItem]:
     for row, m in enumerate(meta):
         if not m["image_id"]:
             raise ValueError(f"Row {row} of {name!r} has no image_id; rebuild the dataset with medicraft tools.")
-        ref = {**m, "dataset": name, "label": names[m["label"]] if m["label"] is not None else None}
+        ref = {**m, "dataset": name, "label": names[m["label"]] if m["label"] is not None else None,
+               **truth_of(part, m)}
         items.append(ReviewItem(ref=ref, part=part, row=row))
     return items
+
+
+def truth_of(part: int, meta: dict) -> dict:
+    """The truth of a drawn scan, by the set it was drawn from (not by its `source` column).
+
+    Part 1 (the real set mixed in) is real, even where its rows say `phantom`; part 0 (the
+    rated dataset) is synthetic, named by `model_id@revision`. A rated dataset of real or
+    phantom rows (a check of the reviewers) is real / phantom, with no model version.
+    """
+    if part == 1:
+        return {"truth": "real", "model_version": "real"}
+    if meta.get("model_id") is None and meta.get("model_revision") is None:
+        source = meta.get("source") or "unknown"
+        return {"truth": "real" if source == "real" else "synthetic", "model_version": source}
+    return {"truth": "synthetic", "model_version": f"{meta.get('model_id')}@{meta.get('model_revision') or 'unknown'}"}
