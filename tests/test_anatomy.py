@@ -21,7 +21,9 @@ def test_clean_phantoms_of_every_class_are_ok(size):
             assert abs(result.details["fovea_x"] - 0.5) < 0.1
 
 
-@pytest.mark.parametrize("defect", ["double_fovea", "no_fovea", "heavy_noise", "scrambled_layers"])
+# heavy_noise left this list with issue 16: by the definition of `corrupted` (docs/anatomy_check.md)
+# the training phantom's noisy scans keep a retina ~6x above the vitreous noise and are not corrupted.
+@pytest.mark.parametrize("defect", ["double_fovea", "no_fovea", "scrambled_layers"])
 def test_each_broken_phantom_gets_its_verdict(defect):
     verdicts = [check_anatomy(phantom_bscan(label, seed=30, size=(64, 128), defect=defect)[0]).verdict
                 for label in PHANTOM_CLASSES]
@@ -33,13 +35,15 @@ def test_validation_on_phantom_reports_accuracy_per_category():
     assert set(result["accuracy"]) == {"clean", *[d for d in EXPECTED_VERDICT if d]}
     assert sum(sum(row.values()) for row in result["confusion"].values()) == 6 * 4 * 2
     assert result["accuracy"]["clean"] >= 0.85
-    assert result["accuracy"]["heavy_noise"] == 1.0
-    assert np.mean(list(result["accuracy"].values())) >= 0.75
+    assert result["accuracy"]["scrambled_layers"] == 1.0
+    # 0.75 before issue 16; heavy_noise is no longer corrupted by definition (see above): 5 of 6 categories count.
+    assert np.mean([a for c, a in result["accuracy"].items() if c != "heavy_noise"]) >= 0.75
 
 
 def test_scores_rank_plausible_above_implausible_and_inputs_are_flexible(tmp_path):
     image = phantom_bscan("healthy", seed=3, size=(64, 128))[0]
-    flat = phantom_bscan("healthy", seed=3, size=(64, 128), defect="flat_fovea")[0]
+    # no_fovea (was flat_fovea before issue 16: that phantom's flat pit is measured ~0.1 deep, the ok boundary)
+    flat = phantom_bscan("healthy", seed=3, size=(64, 128), defect="no_fovea")[0]
     ok, broken = check_anatomy(image), check_anatomy(flat)
     assert ok.verdict == "ok" and broken.verdict in ("hypoplastic_fovea", "no_fovea")
     assert ok.score > 0.5 > broken.score >= 0.0
@@ -58,7 +62,7 @@ def test_anatomy_check_command_writes_csv_and_summary(tmp_path, capsys):
     from medicraft_hf.cli import main
 
     folder = tmp_path / "images"
-    for label, defect in (("ok", None), ("broken", "heavy_noise")):
+    for label, defect in (("ok", None), ("broken", "scrambled_layers")):  # heavy_noise before issue 16
         (folder / label).mkdir(parents=True)
         for seed in (1, 2):
             Image.fromarray(phantom_bscan("nevus", seed=seed, size=(64, 128), defect=defect)[0]).save(
@@ -74,3 +78,84 @@ def test_anatomy_check_command_writes_csv_and_summary(tmp_path, capsys):
     assert lines[0].startswith("image_id,label,verdict,score") and len(lines) == 5
     assert "corrupted=2" in capsys.readouterr().out
     assert main(["anatomy-check", str(tmp_path / "missing")]) == 2
+
+
+# Each definition on constructed profiles: the verdict is known by construction.
+from medicraft_hf.evaluation import anatomy as A  # noqa: E402
+from medicraft_hf.evaluation.anatomy_trace import min_cost_path  # noqa: E402
+
+
+def _profile(pits, W=256, rim=40.0):
+    """A thickness profile with Gaussian pits (x as a fraction of the width, depth, sigma in mm)."""
+    s = (np.arange(W) + 0.5) / W * A.SCAN_MM - A.SCAN_MM / 2
+    t = np.full(W, rim)
+    for x, depth, sigma in pits:
+        t = t * (1 - depth * np.exp(-(((s - (x - 0.5) * A.SCAN_MM) / sigma) ** 2)))
+    return t
+
+
+def _verdict(thickness, contrast=20.0, breaks=0.0, bad=0.0):
+    return A.verdict_from_measurements(A.find_pits(thickness, A.PIT_SMOOTH_MM),
+                                       A.find_pits(thickness, A.SHALLOW_SMOOTH_MM), contrast, breaks, bad)
+
+
+@pytest.mark.parametrize("depth,expected", [(0.30, "ok"), (0.12, "ok"), (0.06, "hypoplastic_fovea"),
+                                            (0.035, "hypoplastic_fovea"), (0.01, "no_fovea"), (0.0, "no_fovea")])
+def test_pit_depth_definition(depth, expected):
+    verdict, probs, m = _verdict(_profile([(0.5, depth, 0.6)]))
+    assert verdict == expected, (depth, m["fovea"])
+    assert abs(m["fovea"]["depth"] - depth) < 0.01
+    assert max(probs, key=probs.get) == expected and abs(sum(probs.values()) - 1) < 1e-3
+
+
+def test_doubled_fovea_definition():
+    two = _profile([(0.35, 0.25, 0.4), (0.65, 0.25, 0.4)])  # 1.8 mm apart
+    assert _verdict(two)[0] == "doubled_fovea"
+    close = _profile([(0.46, 0.25, 0.4), (0.54, 0.25, 0.4)])  # 0.5 mm: one (wide) pit
+    assert _verdict(close)[0] == "ok"
+    shallow_second = _profile([(0.35, 0.25, 0.4), (0.65, 0.05, 0.4)])  # second pit not a fovea's depth
+    assert _verdict(shallow_second)[0] == "ok"
+
+
+def test_corrupted_definition():
+    t = _profile([(0.5, 0.3, 0.6)])
+    assert _verdict(t, contrast=1.0)[0] == "corrupted"
+    assert _verdict(t, breaks=0.05)[0] == "corrupted"
+    assert _verdict(t, bad=0.6)[0] == "corrupted"
+    assert _verdict(t)[0] == "ok"
+
+
+def test_min_cost_path_follows_a_deep_narrow_pit_without_jumping():
+    H, W = 100, 120
+    true = (30 + 25 * np.exp(-(((np.arange(W) - 60) / 10.0) ** 2))).round().astype(int)
+    cost = np.zeros((H, W))
+    cost[true, np.arange(W)] = -1.0
+    rng = np.random.default_rng(0)
+    spikes = np.arange(0, W, 3)
+    far = (true[spikes] + rng.integers(15, 40, spikes.size) * rng.choice([-1, 1], spikes.size)) % H
+    cost[far, spikes] = -1.5  # speckle spikes far from the surface: a per-column argmax jumps to them
+    path = min_cost_path(cost)
+    assert np.abs(np.argmin(cost, axis=0) - true).max() > 20  # the argmax would jump
+    assert np.mean(np.abs(path - true) <= 1) >= 0.95
+    assert np.abs(np.diff(path)).max() <= 6
+
+
+@pytest.mark.parametrize("verdict", ["ok", "doubled_fovea", "no_fovea", "hypoplastic_fovea", "corrupted"])
+def test_style_phantom_scans_of_each_verdict(verdict):
+    from medicraft_hf.data.phantom_styles import TUNING_STYLES, render_style_bscan
+
+    found = [check_anatomy(render_style_bscan(TUNING_STYLES[i % 4], verdict, (64, 128), seed=[7, i])[0])
+             for i in range(4)]
+    assert sum(r.verdict == verdict for r in found) >= 3, [r.verdict for r in found]
+    for r in found:
+        assert 0.0 <= r.score <= 1.0 and (r.score > 0.5) == (r.verdict == "ok")
+        assert r.confidence == r.details["verdict_probs"][r.verdict]
+
+
+def test_style_phantom_is_deterministic_and_leaves_the_training_phantom_alone():
+    from medicraft_hf.data.phantom_styles import render_style_bscan
+
+    a, ta = render_style_bscan("spectralis_like", "ok", (64, 128), seed=3)
+    b, _ = render_style_bscan("spectralis_like", "ok", (64, 128), seed=3)
+    assert a.dtype == np.uint8 and a.shape == (64, 128) and np.array_equal(a, b)
+    assert ta["verdict"] == "ok" and ta["pit_depth"][0] >= 0.13

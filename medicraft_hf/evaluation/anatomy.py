@@ -2,23 +2,22 @@
 
 The medical team of the original study judged generated images by hand and named four
 failures: a doubled fovea, an absent fovea, a hypoplastic (too shallow) fovea and a
-totally corrupted image. This check finds the same things without a reader:
+totally corrupted image. This check finds the same things without a reader, by the
+definitions of `docs/anatomy_check.md`:
 
-1. the inner limiting membrane (ILM: first strong rise below the dark vitreous) and the
-   RPE (brightest band below it), column by column;
-2. the retinal thickness between them, whose dips are foveal pits: they are counted and
-   their depth is measured relative to the surrounding rim (a lesion that lifts the
-   whole retina, like a melanoma dome or subretinal fluid, moves both surfaces and is
-   not mistaken for a pit or for its absence);
-3. image quality and layer continuity: contrast of the retina over the vitreous noise,
-   surface jumps between neighbouring columns, and how well each column's layer profile
-   (flattened to the RPE) matches the image's median profile.
+1. the inner limiting membrane (ILM) and the RPE are traced as minimum-cost paths over
+   the columns (`anatomy_trace`): they follow deep pits, domes and fluid without jumping;
+2. the retinal thickness between them is the measured profile; its dips are pits, each
+   with its depth as a fraction of the rim thickness within 1.5 mm on either side (a
+   lesion that lifts the whole retina moves both surfaces and is no pit);
+3. the image is corrupted when no retina stands out of the background or its columns do
+   not continue one another (cut, shifted, flipped, shuffled).
 
-`check_anatomy(image)` returns an `AnatomyResult` with a verdict among
-`ANATOMY_VERDICTS`, a plausibility score in [0, 1] and the measurements. It works on any
-size; images are resampled to a fixed working grid so thresholds mean the same thing at
-64x128 and 256x512. Thresholds were set on the procedural phantom and are reported with
-their validation in `docs/anatomy_validation.md`.
+`check_anatomy(image)` returns an `AnatomyResult`: a verdict among `ANATOMY_VERDICTS`, a
+plausibility score in [0, 1] (above 0.5 only for ``ok``), a confidence in that verdict
+and the probability of each verdict (`details["verdict_probs"]`), and the measurements.
+Images of any size are resampled to one working grid; lengths are fractions of the width
+of a 6 mm scan (the radial protocol). Validation: `docs/anatomy_validation.md`.
 """
 
 from __future__ import annotations
@@ -27,31 +26,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter, median_filter, minimum_filter1d
+from scipy.ndimage import gaussian_filter
 from scipy.signal import find_peaks
 
 from medicraft_hf.data.images import IMAGE_EXTENSIONS
+from medicraft_hf.evaluation.anatomy_trace import MAX_STEP, column_match, trace_surfaces
 
 ANATOMY_VERDICTS: tuple[str, ...] = ("ok", "doubled_fovea", "no_fovea", "hypoplastic_fovea", "corrupted")
 
 WORK_SIZE = (128, 256)  # (H, W) grid every image is resampled to
+SCAN_MM = 6.0  # a scan's width; millimetres below are fractions of it
 
-# Thresholds (working-grid units; depths are fractions of the rim thickness).
-PIT_MIN_DEPTH = 0.07  # central thinning below this: no pit at all
-PIT_OK_DEPTH = 0.165  # a normal fovea is at least this deep; between the two: hypoplastic
-SECOND_PIT_DEPTH = 0.1  # a second pit this deep, away from the first, doubles the fovea
-PIT_MIN_WIDTH = 0.09  # fraction of the width, at half prominence
-MIN_CONTRAST = 6.0  # retina-over-vitreous contrast, in units of vitreous noise
-MIN_PROFILE_CORR = 0.55  # median correlation of column profiles with the median profile
-MAX_JUMP_FRACTION = 0.006  # columns where a surface jumps by more than `JUMP_PX`
-JUMP_PX = 8
+# The definitions (docs/anatomy_check.md). Depths: (rim - centre) / rim, rim = the lower of
+# the thickest retina within RIM_MM on either side of the pit.
+OK_DEPTH = 0.10  # a normal fovea: at least this deep (normal eyes ~0.21-0.36)
+PIT_MIN_DEPTH = 0.025  # below this no pit is resolved: no fovea (Thomas grades 2-4)
+RIM_MM = 1.5
+DOUBLE_MIN_SEP_MM = 1.0  # two pits at least this far apart, each at least OK_DEPTH deep
+PIT_SMOOTH_MM = 0.1  # thickness profile smoothing for normal and doubled pits
+SHALLOW_SMOOTH_MM = 0.25  # ... and for telling a shallow pit from none
+CENTRAL_MM = 1.2  # a radial scan's fovea lies within this distance of the centre
+MIN_CONTRAST = 2.5  # retina over vitreous, in units of the vitreous noise
+MAX_BREAK_FRACTION = 0.01  # column boundaries that match at no shift (2 of 253 pass, 3 do not)
+BREAK_DROP = 0.45  # a boundary whose match is this far below the image's median match
+MIN_PROFILE_CORR = 0.5  # columns flattened to the ILM against the median column ...
+MAX_BAD_COLUMNS = 0.35  # ... at most this fraction below MIN_PROFILE_CORR
 
 
 @dataclass
 class AnatomyResult:
     verdict: str
-    score: float  # plausibility in [0, 1]; 1 = a normal-looking macula
+    score: float  # plausibility in [0, 1]; above 0.5 only for "ok"
     details: dict = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the verdict given (see `details["verdict_probs"]`)."""
+        return float(self.details.get("confidence", 1.0))
 
     def to_dict(self) -> dict:
         return {"verdict": self.verdict, "score": self.score, **self.details}
@@ -74,152 +85,141 @@ def _as_gray(image) -> np.ndarray:
         raise ValueError(f"check_anatomy needs a 2-D grayscale B-scan of at least 16x16 pixels, got shape {arr.shape}.")
     lo, hi = float(arr.min()), float(arr.max())
     arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    work = Image.fromarray(arr.astype(np.float32), mode="F").resize(WORK_SIZE[::-1], Image.BILINEAR)
+    # Box-average when shrinking (a large scan's speckle averages out), bilinear when growing.
+    resample = Image.BOX if arr.shape[0] > WORK_SIZE[0] else Image.BILINEAR
+    work = Image.fromarray(arr.astype(np.float32), mode="F").resize(WORK_SIZE[::-1], resample)
     return np.asarray(work, dtype=np.float32)
 
 
-def _surfaces(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """ILM and RPE row per column of the smoothed image `g`, plus background/tissue levels."""
-    H, W = g.shape
-    background, tissue = np.percentile(g, 10), np.percentile(g, 97)
-    threshold = background + 0.35 * (tissue - background)
-    # ILM: first row where the signal stays above threshold for a few rows.
-    above = minimum_filter1d(g, size=3, axis=0, origin=-1) > threshold
-    has = above.any(axis=0)
-    ilm = np.where(has, np.argmax(above, axis=0), H - 1).astype(float)
-    # RPE: brightest row within a plausible retinal thickness below the ILM.
-    rows = np.arange(H)[:, None]
-    lo, hi = ilm + 0.06 * H, ilm + 0.45 * H
-    band = np.where((rows >= lo) & (rows <= hi), gaussian_filter(g, (0.7, 2.0)), -np.inf)
-    rpe = np.argmax(band, axis=0).astype(float)
-    rpe[~np.isfinite(band.max(axis=0))] = np.nan
-    return ilm, rpe, float(background), float(tissue)
+def find_pits(thickness: np.ndarray, smooth_mm: float = 0.1) -> list[dict]:
+    """Dips of a thickness profile, deepest first: position (fraction of the width) and depth.
 
-
-def _pits(thickness: np.ndarray) -> list[dict]:
-    """Dips of the retinal thickness, deepest first, with their relative depth and width.
-
-    The rim of a dip is the lower of the thickest retina on either side within a pit
-    diameter, capped by the image's typical thickness (a high percentile): normal retina
-    next to a fluid pocket or a thickened lesion does not make a dip of its own.
+    Depth = (rim - floor) / rim, rim = the lower of the maxima within `RIM_MM` on either
+    side, capped by the profile's 80th percentile (a fluid pocket or a thickened lesion
+    beside a pit does not deepen it).
     """
     W = thickness.shape[0]
-    t = gaussian_filter(thickness, W / 100, mode="nearest")
-    baseline = max(float(np.percentile(t, 70)), 1e-6)
-    reach = int(0.25 * W)
-    peaks, props = find_peaks(-t, prominence=0.0, width=0.0, rel_height=0.5)
+    t = gaussian_filter(np.asarray(thickness, float), smooth_mm / SCAN_MM * W, mode="nearest")
+    cap = max(float(np.percentile(t, 80)), 1e-6)
+    reach = int(round(RIM_MM / SCAN_MM * W))
+    peaks, _ = find_peaks(-t)
     pits = []
-    for i, p in enumerate(peaks):
-        if not 0.05 * W <= p <= 0.95 * W:
+    for p in peaks:
+        if not 0.04 * W <= p <= 0.96 * W:
             continue
-        rim = min(t[max(0, p - reach) : p + 1].max(), t[p : p + reach + 1].max(), baseline)
-        pits.append({
-            "x": p / W,  # position as a fraction of the width
-            "depth": float((rim - t[p]) / baseline),
-            "prominence": float(props["prominences"][i] / baseline),
-            "width": float(props["widths"][i] / W),
-        })
+        rim = min(t[max(0, p - reach): p + 1].max(), t[p: p + reach + 1].max(), cap)
+        if rim <= 0:
+            continue
+        pits.append({"x": round(p / W, 4), "depth": round(float(max(rim - t[p], 0.0) / rim), 4)})
     return sorted(pits, key=lambda d: -d["depth"])
 
 
-def _central_thinning(thickness: np.ndarray) -> float:
-    """Thinning of the retina at the centre of the scan relative to the ring around it."""
-    W = thickness.shape[0]
-    t = gaussian_filter(thickness, W / 100, mode="nearest")
-    baseline = max(float(np.percentile(t, 70)), 1e-6)
-    ring = np.median(np.r_[t[int(0.22 * W) : int(0.36 * W)], t[int(0.64 * W) : int(0.78 * W)]])
-    centre = t[int(0.42 * W) : int(0.58 * W)].min()
-    return float((min(ring, baseline) - centre) / baseline)
+def _sigmoid(z):
+    return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def verdict_from_measurements(pits: list[dict], shallow_pits: list[dict], contrast: float, break_fraction: float,
+                              bad_columns: float) -> tuple[str, dict, dict]:
+    """The verdict by the definitions, each verdict's probability, and the fovea measured.
+
+    `pits` are measured on the thickness smoothed over `PIT_SMOOTH_MM` (a narrow pit keeps
+    its depth), `shallow_pits` over `SHALLOW_SMOOTH_MM`: a shallow pit is wide, and
+    the wider average tells it from the ripple of a flat retina.
+    """
+    central = [p for p in shallow_pits if abs(p["x"] - 0.5) * SCAN_MM <= CENTRAL_MM]
+    fovea = max(central or [{"x": float("nan"), "depth": 0.0}], key=lambda p: p["depth"])
+    deep = [p for p in pits if p["depth"] >= OK_DEPTH]
+    if deep and deep[0]["depth"] > fovea["depth"]:
+        fovea = deep[0]  # an off-centre but normal pit still is the fovea
+    pairs = [(a, b) for i, a in enumerate(pits[:6]) for b in pits[i + 1:6]
+             if abs(a["x"] - b["x"]) * SCAN_MM >= DOUBLE_MIN_SEP_MM]
+    second = max(pairs, key=lambda ab: min(ab[0]["depth"], ab[1]["depth"]), default=None)
+    second_depth = min(second[0]["depth"], second[1]["depth"]) if second else 0.0
+
+    corrupted = contrast < MIN_CONTRAST or break_fraction > MAX_BREAK_FRACTION or bad_columns > MAX_BAD_COLUMNS
+    d = fovea["depth"]
+    if corrupted:
+        verdict = "corrupted"
+    elif second_depth >= OK_DEPTH:
+        verdict = "doubled_fovea"
+    elif d >= OK_DEPTH:
+        verdict = "ok"
+    elif d >= PIT_MIN_DEPTH:
+        verdict = "hypoplastic_fovea"
+    else:
+        verdict = "no_fovea"
+    # Soft versions of the same cuts: how far each measure lies from its boundary, in units
+    # of its typical measurement error on the validation styles.
+    p_corrupt = max(_sigmoid((MIN_CONTRAST - contrast) / 0.3), _sigmoid((break_fraction - MAX_BREAK_FRACTION) / 0.004),
+                    _sigmoid((bad_columns - MAX_BAD_COLUMNS) / 0.05))
+    p_double = _sigmoid((second_depth - OK_DEPTH) / 0.015)
+    p_pit = _sigmoid((d - PIT_MIN_DEPTH) / 0.007)
+    p_deep = _sigmoid((d - OK_DEPTH) / 0.015)
+    good = (1 - p_corrupt) * (1 - p_double)
+    probs = {"ok": good * p_deep, "doubled_fovea": (1 - p_corrupt) * p_double, "no_fovea": good * (1 - p_pit),
+             "hypoplastic_fovea": good * max(p_pit - p_deep, 0.0), "corrupted": p_corrupt}
+    total = sum(probs.values())
+    probs = {k: round(v / total, 4) for k, v in probs.items()}
+    return verdict, probs, {"fovea": fovea, "second_depth": second_depth, "pair": second}
 
 
 def check_anatomy(image) -> AnatomyResult:
     """Classify one B-scan as ok / doubled_fovea / no_fovea / hypoplastic_fovea / corrupted."""
     img = _as_gray(image)
     H, W = img.shape
-    g = gaussian_filter(img, (1.0, 2.0))
-    ilm_raw, rpe_raw, background, tissue = _surfaces(g)
+    tr = trace_surfaces(img)
+    ilm, rpe, g = tr["ilm"], tr["rpe"], tr["smoothed"]
 
-    # Continuity: surfaces must not jump between neighbouring columns.
-    ilm = median_filter(ilm_raw, size=9, mode="nearest")
-    rpe = median_filter(np.nan_to_num(rpe_raw, nan=H - 1), size=9, mode="nearest")
-    # The ILM (vitreous/tissue edge) is the reliable surface; the RPE may break for a few
-    # columns under a shadow, so it is allowed more.
-    jumps = max(
-        float(np.mean(np.abs(np.diff(ilm)) > JUMP_PX)),
-        float(np.mean(np.abs(ilm_raw - ilm) > JUMP_PX)),
-        float(np.mean(np.abs(np.diff(rpe)) > JUMP_PX)) / 4,
-    )
-
-    # Contrast of the retina over the vitreous noise.
+    # Contrast of the traced retina over the vitreous noise above it.
     rows = np.arange(H)[:, None]
-    vitreous = img[(rows < ilm[None] - 3) & (rows >= 0)]
+    vitreous = img[rows < ilm[None] - 3]
     retina = img[(rows > ilm[None] + 1) & (rows < rpe[None] - 1)]
-    if vitreous.size < 0.02 * img.size or retina.size < 0.02 * img.size:
+    if vitreous.size < 0.01 * img.size or retina.size < 0.02 * img.size:
         contrast = 0.0
     else:
-        noise = float(np.std(vitreous)) + 1e-3
-        contrast = float((np.median(retina) - np.median(vitreous)) / noise)
-
-    # Layer continuity: columns flattened to the RPE should share one layer profile.
-    offsets = np.arange(-int(0.4 * H), int(0.08 * H))
-    idx = np.clip(np.round(rpe)[None, :].astype(int) + offsets[:, None], 0, H - 1)
+        wide = gaussian_filter(img, (2.0, 4.0))  # speckle averaged over ~2x4 working pixels
+        vit = wide[rows < ilm[None] - 3]
+        ret = wide[(rows > ilm[None] + 1) & (rows < rpe[None] - 1)]
+        contrast = float((np.median(ret) - np.median(vit)) / (float(np.std(vit)) + 1e-3))
+    # Continuity: neighbouring columns are the same profile shifted by a few rows.
+    match = column_match(img)
+    break_fraction = float(np.mean(match < np.median(match) - BREAK_DROP))
+    # Layering: columns flattened to the ILM share one profile.
+    offsets = np.arange(-int(0.05 * H), int(0.45 * H))
+    idx = np.clip(np.round(ilm)[None, :].astype(int) + offsets[:, None], 0, H - 1)
     profiles = np.take_along_axis(g, idx, axis=0)
     profiles = profiles - profiles.mean(axis=0)
     ref = np.median(profiles, axis=1, keepdims=True)
     corr = (profiles * ref).sum(axis=0) / (np.linalg.norm(profiles, axis=0) * np.linalg.norm(ref) + 1e-9)
-    profile_corr = float(np.median(corr))
+    bad_columns = float(np.mean(corr < MIN_PROFILE_CORR))
 
     thickness = rpe - ilm
-    pits = _pits(thickness)
-    deep_pits = [p for p in pits if p["depth"] >= PIT_OK_DEPTH and p["width"] >= PIT_MIN_WIDTH]
-    # A second, shallower pit well apart from the deepest one (a doubled fovea drawn
-    # over a lesion is often uneven).
-    second = [
-        p for p in pits[1:]
-        if p["depth"] >= SECOND_PIT_DEPTH and p["prominence"] >= SECOND_PIT_DEPTH and p["width"] >= 0.06
-        and pits and abs(p["x"] - pits[0]["x"]) >= 0.15
-    ]
-    # Radial scans are centred on the fovea: how much thinner is the centre than the ring
-    # around it? This separates a hypoplastic pit from none more steadily than a peak finder.
-    central = _central_thinning(thickness)
-    deepest = max([central] + [p["depth"] for p in deep_pits])
-    num_pits = len(deep_pits) + (not deep_pits and central >= PIT_MIN_DEPTH)
-
-    # Quality in [0, 1]: 1 when every measure is comfortably inside its normal range.
-    quality = min(
-        np.clip((contrast - MIN_CONTRAST / 2) / MIN_CONTRAST, 0, 1),
-        np.clip((profile_corr - MIN_PROFILE_CORR / 2) / MIN_PROFILE_CORR, 0, 1),
-        np.clip(1 - (jumps - MAX_JUMP_FRACTION / 2) / MAX_JUMP_FRACTION, 0, 1),
-    )
-    corrupted = contrast < MIN_CONTRAST or profile_corr < MIN_PROFILE_CORR or jumps > MAX_JUMP_FRACTION
-    if corrupted:
-        verdict, fovea_score = "corrupted", 0.0
-    elif len(deep_pits) >= 2 or (deep_pits and second and central < PIT_OK_DEPTH):
-        verdict, fovea_score = "doubled_fovea", 0.3
-    elif deep_pits or central >= PIT_OK_DEPTH:
-        # A borderline pit is plausible but less so than a clearly normal one.
-        verdict, fovea_score = "ok", float(np.clip(0.6 + 0.4 * (deepest - PIT_OK_DEPTH) / 0.08, 0.6, 1.0))
-    elif central >= PIT_MIN_DEPTH:
-        verdict, fovea_score = "hypoplastic_fovea", 0.3 + 0.3 * (central - PIT_MIN_DEPTH) / (PIT_OK_DEPTH - PIT_MIN_DEPTH)
-    else:
-        verdict, fovea_score = "no_fovea", 0.1
-    if verdict == "ok":  # only an ok image scores above one half
-        score = 0.5 + 0.5 * float(min(quality, fovea_score))
-    else:
-        score = min(float(np.clip(quality, 0, 1) * fovea_score), 0.49)
+    pits = find_pits(thickness, PIT_SMOOTH_MM)
+    verdict, probs, m = verdict_from_measurements(pits, find_pits(thickness, SHALLOW_SMOOTH_MM), contrast,
+                                                  break_fraction, bad_columns)
+    fovea = m["fovea"]
+    quality = min(np.clip(contrast / (2 * MIN_CONTRAST), 0, 1), np.clip(1 - break_fraction / (2 * MAX_BREAK_FRACTION), 0, 1),
+                  np.clip(1 - bad_columns / (2 * MAX_BAD_COLUMNS), 0, 1))
+    # Plausibility: above one half only for "ok", rising with the probability of "ok".
+    score = 0.5 + 0.5 * probs["ok"] if verdict == "ok" else min(0.49, 0.5 * probs["ok"])
+    steps = np.abs(np.diff(ilm))
     details = {
-        "num_pits": int(num_pits) + (verdict == "doubled_fovea" and len(deep_pits) < 2),
-        "pit_depth": round(float(deepest), 4),
-        "central_thinning": round(float(central), 4),
-        "pits": [{k: round(float(v), 4) for k, v in p.items()} for p in (deep_pits + second)[:4]],
-        "fovea_x": round(float(deep_pits[0]["x"]) if deep_pits else 0.5 if central >= PIT_MIN_DEPTH else float("nan"), 4),
+        "confidence": probs[verdict],
+        "verdict_probs": probs,
+        "num_pits": 2 if verdict == "doubled_fovea" else int(fovea["depth"] >= PIT_MIN_DEPTH),
+        "pit_depth": round(float(fovea["depth"]), 4),
+        "second_pit_depth": round(float(m["second_depth"]), 4),
+        "pits": pits[:4],
+        "fovea_x": round(float(fovea["x"]), 4) if fovea["depth"] >= PIT_MIN_DEPTH else float("nan"),
         "contrast": round(contrast, 3),
-        "profile_corr": round(profile_corr, 4),
-        "jump_fraction": round(jumps, 4),
+        "profile_corr": round(float(np.median(corr)), 4),
+        "bad_columns": round(bad_columns, 4),
+        "break_fraction": round(break_fraction, 4),
+        "jump_fraction": round(float(np.mean(steps >= MAX_STEP - 0.5)), 4),  # trace at its steepest allowed step
         "quality": round(float(quality), 4),
         "retina_thickness": round(float(np.median(thickness)) / H, 4),  # fraction of height
     }
-    return AnatomyResult(verdict, round(score, 4), details)
+    return AnatomyResult(verdict, round(float(score), 4), details)
 
 
 def check_images(items) -> list[dict]:
