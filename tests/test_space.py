@@ -246,3 +246,58 @@ def test_assembled_space_imports_its_own_copy_of_the_library(tmp_path):
     found = subprocess.run([sys.executable, "-c", where],
                            cwd=out, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(found).resolve().is_relative_to(out.resolve())
+
+
+# ---------------------------------------------------------------------- cancelled requests
+def test_a_cancelled_request_leaves_the_next_one_alone(app, client, monkeypatch):
+    """`job.cancel()` mid-request frees the queue slot while the worker thread may still finish
+    its pipeline call: the next request on the SAME scheduler gets its own scheduler (no
+    IndexError in DPM-Solver++'s multistep state), the images a fresh run gives, and it waits
+    for the abandoned call (batch-invariant sampling runs one call at a time)."""
+    import threading
+    import time
+
+    active, most = [0], [0]
+    guard = threading.Lock()
+    real_predict = app.OCTDiffusionPipeline._predict
+
+    def counting_predict(self, *args, **kwargs):
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            return real_predict(self, *args, **kwargs)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(app.OCTDiffusionPipeline, "_predict", counting_predict)
+    fresh, _, _ = generate(client, "nevus", num_images=3, seed=11, scheduler="dpmsolver++", steps=4, guidance=2.0)
+    expected = [np.asarray(Image.open(item["image"])) for item in fresh]
+
+    for _ in range(2):  # the issue's failure came every time: twice is enough to see it
+        job = client.submit("all classes, balanced", 16, 3, "dpmsolver++", 30, 2.0, api_name="/generate")
+        deadline = time.time() + 60
+        while not job.outputs() and time.time() < deadline:  # the first update: sampling has begun
+            time.sleep(0.05)
+        assert job.outputs(), "the long request never started"
+        time.sleep(0.3)  # mid-way through a pipeline call
+        # Gradio answers the cancel once the worker's current pipeline call has returned, which
+        # can outlast the client's HTTP timeout: cancel from a thread, as an impatient user does.
+        cancelling = threading.Thread(target=_quietly, args=(job.cancel,), daemon=True)
+        cancelling.start()
+        time.sleep(0.2)
+        again, _, status = generate(client, "nevus", num_images=3, seed=11, scheduler="dpmsolver++", steps=4,
+                                    guidance=2.0)
+        assert status.startswith("**3 images** in ")
+        assert all(np.array_equal(a, np.asarray(Image.open(b["image"])))
+                   for a, b in zip(expected, again, strict=True))
+        cancelling.join(timeout=60)
+    assert most[0] == 1, f"{most[0]} pipeline calls sampled at once"
+
+
+def _quietly(call) -> None:
+    try:
+        call()
+    except Exception:  # e.g. httpx.ReadTimeout: the cancel is sent either way
+        pass

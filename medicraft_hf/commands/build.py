@@ -22,6 +22,8 @@ HELP = "build a dataset from class folders, Kermany OCT2017, a CSV manifest or v
 
 SOURCES = ("folders", "kermany", "manifest", "vendor")
 SPLIT_BY = ("patient", "image")  # medicraft_hf.data.split.SPLIT_BY (not imported: `datasets` costs seconds)
+# The library's argument names -> this command's flags (for errors, see medicraft_hf.errors).
+FLAGS = {"max_pixels": "--max-pixels"}
 
 
 def add_arguments(parser) -> None:
@@ -40,6 +42,9 @@ def add_arguments(parser) -> None:
                         help="patient: every image needs a patient id, else the build stops and names the images; "
                              "image: images without one are split one by one, so a patient's B-scans may land in "
                              "several splits (the dataset card says so)")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="pixel budget of one image (or vendor B-scan), checked from the file's header before "
+                             "decoding; larger files are problems (default: $MEDICRAFT_MAX_PIXELS, else 4096*4096)")
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad files and list each in --report instead of failing")
     parser.add_argument("--report", default=None, help="skip report CSV (default: <out>.skipped.csv beside the output)")
     parser.add_argument("--work-dir", default=None,
@@ -102,6 +107,7 @@ def run(args) -> int:
     from medicraft_hf.cards.dataset_card import dataset_card
     from medicraft_hf.data.build import build_dataset_dict, save_dataset_dict
     from medicraft_hf.data.folders import folder_rows, kermany_rows
+    from medicraft_hf.data.images import max_pixels_budget
     from medicraft_hf.data.manifest import manifest_rows
     from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problems
     from medicraft_hf.parsing import parse_fractions, parse_size
@@ -110,7 +116,8 @@ def run(args) -> int:
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     size = parse_size(args.size, "--size") if args.size else None
     fractions = parse_fractions(args.fractions, "--fractions")
-    vendor = {"img_shape": parse_size(args.img_shape, "--img-shape"), "planes": args.planes}
+    vendor = {"img_shape": parse_size(args.img_shape, "--img-shape"), "planes": args.planes,
+              "max_pixels": max_pixels_budget(args.max_pixels)}
 
     problems = Problems()
     if args.kind == "kermany":
@@ -135,12 +142,16 @@ def run(args) -> int:
     try:
         dsdict = build_dataset_dict(rows, class_names, size=size, seed=args.seed, fractions=fractions,
                                     skip_invalid=args.skip_invalid, problems=problems, work_dir=work_dir,
-                                    split_by=args.split_by)
+                                    split_by=args.split_by, max_pixels=vendor["max_pixels"])
     except InvalidInputError as err:
         # Not an interruption: the user fixes the input, and the next run must read it afresh.
         shutil.rmtree(work_dir, ignore_errors=True)
         if isinstance(err, MissingPatientIdError):
             raise InvalidInputError(err.text(_patient_advice(args))) from None
+        raise
+    except Exception:
+        # A build that failed (not one interrupted: Ctrl-C, a kill) leaves no <out>.partial behind.
+        shutil.rmtree(work_dir, ignore_errors=True)
         raise
     notes = [args.description]
     if size:

@@ -22,7 +22,15 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard
 
-from medicraft_hf.data.images import InvalidImageError, encode_png, load_image, pixel_hash, resize
+from medicraft_hf.data.images import (
+    InvalidImageError,
+    check_plausible,
+    encode_png,
+    load_image,
+    max_pixels_budget,
+    pixel_hash,
+    resize,
+)
 from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problem, Problems
 from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.schema import CLASS_NAMES, EYES, SOURCES, check_schema, oct_features
@@ -51,8 +59,10 @@ def _check_values(row: Mapping) -> None:
 class _RowConverter:
     """Turns input rows into stored rows, remembering what it saw (for duplicates and sizes)."""
 
-    def __init__(self, class_names: list[str], size: tuple[int, int] | None, problems: Problems):
+    def __init__(self, class_names: list[str], size: tuple[int, int] | None, problems: Problems,
+                 max_pixels: int | None = None):
         self.class_names, self.size, self.problems = class_names, size, problems
+        self.max_pixels = max_pixels_budget(max_pixels)  # checked before any row is read
         self.features = oct_features(class_names)
         self.seen: dict[str, str] = {}  # pixel hash -> origin of the first row with those pixels
         self.sizes: list[tuple[int, int]] = []  # (H, W) of each written row, for the size check
@@ -83,7 +93,9 @@ class _RowConverter:
         # its files are listed as problems instead.
         self.labels[row["label"]] += 1
         try:
-            pil = load_image(image, origin)
+            pil = load_image(image, origin, max_pixels=self.max_pixels)
+            if row.get("source") == "real":  # scans from outside; synthetic ones are judged by the anatomy check
+                check_plausible(pil, origin)
         except InvalidImageError as err:
             self.problems.add(err.file, err.reason, err.fix)
             return None
@@ -105,14 +117,24 @@ class _RowConverter:
         return out
 
     def dataset(self, indexed_rows: Iterable[tuple[int, Mapping]]) -> Dataset:
+        written, finished = [0], [False]
+
         def generate():
             for index, row in indexed_rows:
                 out = self.convert(index, row)
                 if out is not None:
+                    written[0] += 1
                     yield out
+            finished[0] = True
 
         # A fresh fingerprint: the generator has side effects (problems), never reuse a cache.
-        return Dataset.from_generator(generate, features=self.features, fingerprint=uuid.uuid4().hex)
+        try:
+            return Dataset.from_generator(generate, features=self.features, fingerprint=uuid.uuid4().hex)
+        except ValueError:  # datasets: 'Instruction "train" corresponds to no data!'
+            if not finished[0] or written[0]:
+                raise
+            # Every row was a problem: an empty dataset, so that the problems are what the caller reports.
+            return Dataset.from_dict({name: [] for name in self.features}, features=self.features)
 
     # Resumable builds: what a finished chunk must remember besides its rows.
     def state(self) -> dict:
@@ -165,10 +187,12 @@ def _chunked_dataset(converter: _RowConverter, rows: Iterable[Mapping], work_dir
             converter.restore(state)
         else:
             chunk = converter.dataset(batch)
-            with atomic_path(chunk_dir) as tmp:
-                chunk.save_to_disk(str(tmp))
+            if len(chunk):  # a chunk whose rows were all problems has only its state
+                with atomic_path(chunk_dir) as tmp:
+                    chunk.save_to_disk(str(tmp))
             write_json_atomic(state_file, {**converter.state(), "first_row": _row_key(*first)})
-        chunks.append(load_from_disk(str(chunk_dir)))
+        if chunk_dir.is_dir():
+            chunks.append(load_from_disk(str(chunk_dir)))
     if not chunks:
         return Dataset.from_dict({name: [] for name in converter.features}, features=converter.features)
     return concatenate_datasets(chunks)
@@ -185,6 +209,7 @@ def rows_to_dataset(
     chunk_size: int = 2000,
     require_patient_id: bool = False,
     require_every_class: bool = False,
+    max_pixels: int | None = None,
 ) -> Dataset:
     """Validate, convert and write rows as a `Dataset` with `oct_features(class_names)`.
 
@@ -203,9 +228,14 @@ def rows_to_dataset(
     `patient_id` an error (`MissingPatientIdError`, naming them); `require_every_class`
     makes a class of `class_names` without any row an error. Both come in the same error
     as the problems above, so one round of fixes is enough.
+
+    Image files are read by `medicraft_hf.data.images.read_image`: a file declaring more
+    than `max_pixels` (default `images.DEFAULT_MAX_PIXELS`, or `$MEDICRAFT_MAX_PIXELS`) is a
+    problem before it is decoded. Real scans (`source="real"`) that are blank, near-constant
+    or mostly saturated are problems too (`images.check_plausible`).
     """
     problems = problems if problems is not None else Problems()
-    converter = _RowConverter(list(class_names), size, problems)
+    converter = _RowConverter(list(class_names), size, problems, max_pixels)
     if work_dir is None:
         dataset = converter.dataset(enumerate(rows))
     else:
@@ -311,6 +341,7 @@ def build_dataset_dict(
     problems: Problems | None = None,
     work_dir: str | os.PathLike | None = None,
     split_by: str = "patient",
+    max_pixels: int | None = None,
 ) -> DatasetDict:
     """rows -> validated dataset -> every class present -> split by patient (leakage-checked).
 
@@ -323,6 +354,7 @@ def build_dataset_dict(
 
     check_split_by(split_by)
     dataset = rows_to_dataset(rows, class_names, size=size, skip_invalid=skip_invalid, problems=problems, work_dir=work_dir,
-                              require_patient_id=split_by == "patient", require_every_class=True)
+                              require_patient_id=split_by == "patient", require_every_class=True,
+                              max_pixels=max_pixels)
     check_classes_present(dataset)  # again: --skip-invalid may have emptied a class
     return split_by_patient(dataset, seed=seed, fractions=fractions or DEFAULT_FRACTIONS, split_by=split_by)

@@ -31,6 +31,10 @@ KERMANY_FILE = re.compile(r"^(?P<label>[A-Za-z]+)-(?P<patient>[A-Za-z0-9]+)-(?P<
 CLASS_PATIENT_FILE = re.compile(r"^(?P<label>.+)-(?P<patient>[A-Za-z0-9_]+)-(?P<index>\d+)\.[A-Za-z0-9]+$")
 
 
+# What a file under a class folder may be: an image or a vendor export.
+FILE_EXTENSIONS = (*IMAGE_EXTENSIONS, *VENDOR_EXTENSIONS)
+
+
 def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
@@ -47,11 +51,20 @@ def visible_files(folder: str | os.PathLike) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         here, keep = os.path.realpath(dirpath), []
         for name in dirnames:
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in FILE_EXTENSIONS:
+                # A folder named like an image (`scan.png/`) is listed as a file, so that the
+                # reader reports it ("is a folder"), instead of vanishing or being entered.
+                files.append(Path(dirpath, name))
+                continue
             real = os.path.realpath(os.path.join(dirpath, name))
-            if not name.startswith(".") and real not in seen and not here.startswith(real + os.sep):
+            if real not in seen and not here.startswith(real + os.sep):
                 seen.add(real)
                 keep.append(name)
         dirnames[:] = keep
+        # Broken and looping links come here too (os.walk cannot tell them from files): the
+        # reader names them.
         files += [Path(dirpath, name) for name in filenames if not name.startswith(".")]
     return sorted(files)
 
@@ -70,15 +83,17 @@ def file_rows(
     img_shape: tuple[int, int] = ZEISS_IMG_SHAPE,
     planes: str = "radial",
     salt: str | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[dict]:
     """Rows of one file: an image file gives one row, a vendor file one row per B-scan.
 
     `patient` is a raw patient identifier (hashed here); vendor files bring their own.
+    Vendor files are read here (with `max_pixels` per B-scan); image files when converted.
     """
     suffix = path.suffix.lower()
     if suffix in VENDOR_EXTENSIONS:
         try:
-            yield from vendor_rows(path, label, img_shape=img_shape, planes=planes, salt=salt)
+            yield from vendor_rows(path, label, img_shape=img_shape, planes=planes, salt=salt, max_pixels=max_pixels)
         except InvalidImageError as err:
             problems.add(err.file, err.reason, err.fix)
     elif suffix in IMAGE_EXTENSIONS:
@@ -123,6 +138,7 @@ def folder_rows(
     img_shape: tuple[int, int] = ZEISS_IMG_SHAPE,
     planes: str = "radial",
     salt: str | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[list[str], Iterator[dict]]:
     """`<root>/<class>/**/<file>` -> (class names, rows).
 
@@ -154,7 +170,8 @@ def folder_rows(
                         problems.add(path, str(err), "rename the file or fix the pattern" if pattern is not None
                                      else "move it to the folder of its class")
                         continue
-                yield from file_rows(path, label, problems, patient=patient, img_shape=img_shape, planes=planes, salt=salt)
+                yield from file_rows(path, label, problems, patient=patient, img_shape=img_shape, planes=planes, salt=salt,
+                                     max_pixels=max_pixels)
 
     return class_names, rows()
 
@@ -166,10 +183,16 @@ def _patient_of(path: Path, label: str, class_names: Sequence[str], pattern: re.
     another class of the vocabulary than its folder (a misfiled scan, as in `kermany_rows`).
     """
     if pattern is not None:
-        match = pattern.search(path.name)
-        if not match:
+        # The patient must come from the name, not from its extension (`[a-z0-9]+` would find "png").
+        stem_end = len(path.name) - len(path.suffix)
+        matches = [m for m in pattern.finditer(path.name) if m.group("patient")]
+        if not matches:
             raise ValueError(f"file name does not match the patient pattern {pattern.pattern!r}")
-        return match.group("patient")
+        for match in matches:
+            if match.end("patient") <= stem_end:
+                return match.group("patient")
+        raise ValueError(f"the patient pattern {pattern.pattern!r} matches only the extension "
+                         f"({matches[0].group('patient')!r}) in this file name, not a patient id")
     match = CLASS_PATIENT_FILE.match(path.name)
     if not match:
         return None

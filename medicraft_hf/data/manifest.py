@@ -51,6 +51,7 @@ def manifest_rows(
     img_shape: tuple[int, int] = ZEISS_IMG_SHAPE,
     planes: str = "radial",
     salt: str | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[list[str], Iterator[dict]]:
     """(class names, rows) of a CSV manifest; `columns` overrides `DEFAULT_COLUMNS` entries.
 
@@ -86,7 +87,12 @@ def manifest_rows(
             if not name:
                 problems.add(where, "empty file name", "fill in the file name or delete the line")
                 continue
-            path = (base / name).resolve()
+            try:
+                path = (base / name).resolve()
+            except (RuntimeError, OSError):  # a link loop (Python < 3.13 raises RuntimeError)
+                problems.add(where, f"{base / name} is a link loop (the link points back to itself)",
+                             "fix the link or the file name")
+                continue
             if path in seen:
                 problems.add(where, f"{name} is already listed on line {seen[path]}", "delete one of the two lines")
                 continue
@@ -98,9 +104,9 @@ def manifest_rows(
                 problems.add(where, f"{name} has image_type {line[present['image_type']]!r}, not OCT",
                              "remove non-OCT images from the manifest")
                 continue
-            if not path.is_file():
+            if not path.exists():
                 problems.add(where, f"file {path} does not exist", "fix the file name or --images-dir")
-                continue
+                continue  # (a folder, a broken link: the reader names it)
             try:
                 eye = normalize_eye(line[present["eye"]]) if "eye" in present else None
             except ValueError as err:
@@ -108,7 +114,8 @@ def manifest_rows(
                 continue
             patient = line[present["patient"]].strip() if "patient" in present else ""
             exam = line[present["exam"]].strip() if "exam" in present else ""
-            for row in file_rows(path, label, problems, patient=patient or None, img_shape=img_shape, planes=planes, salt=salt):
+            for row in file_rows(path, label, problems, patient=patient or None, img_shape=img_shape, planes=planes, salt=salt,
+                                 max_pixels=max_pixels):
                 if path.suffix.lower() not in VENDOR_EXTENSIONS:  # vendor files bring their own ids
                     row["exam_id"] = pseudonym(f"{patient}/{exam}", salt=salt, prefix="e") if exam else None
                     row["eye"] = eye

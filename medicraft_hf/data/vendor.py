@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medicraft_hf.data.images import InvalidImageError, rescale_to_uint8
+from medicraft_hf.data.images import InvalidImageError, check_file, max_pixels_budget, rescale_to_uint8, too_large_error
 from medicraft_hf.deid import pseudonym
 
 VENDOR_EXTENSIONS = (".img", ".dcm")
@@ -39,10 +39,13 @@ def _volume_uint8(volume) -> np.ndarray:
     return volume if volume.dtype == np.uint8 else rescale_to_uint8(volume)
 
 
-def read_zeiss_img(path: Path, shape: tuple[int, int] = ZEISS_IMG_SHAPE) -> dict:
+def read_zeiss_img(path: Path, shape: tuple[int, int] = ZEISS_IMG_SHAPE, max_pixels: int | None = None) -> dict:
     from oct_converter.readers import IMG
 
     depth, width = shape
+    budget = max_pixels_budget(max_pixels)
+    if depth * width > budget:
+        raise too_large_error(path, width, depth, budget)
     size = path.stat().st_size
     if size == 0 or size % (depth * width):
         raise InvalidImageError(
@@ -56,25 +59,36 @@ def read_zeiss_img(path: Path, shape: tuple[int, int] = ZEISS_IMG_SHAPE) -> dict
     return {"volume": volume, "patient": oct_volume.patient_id, "eye": eye, "exam": date}
 
 
-def read_oct_dicom(path: Path) -> dict:
+def read_oct_dicom(path: Path, max_pixels: int | None = None) -> dict:
     import pydicom
     from oct_converter.readers import Dicom
+
+    budget = max_pixels_budget(max_pixels)
 
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True)
     except Exception as err:  # pydicom raises several types for a non-DICOM file
         raise InvalidImageError(path, f"not a readable DICOM file ({err})", "re-export it as DICOM or remove it") from None
+    rows, columns = getattr(header, "Rows", None), getattr(header, "Columns", None)
+    if isinstance(rows, int) and isinstance(columns, int) and rows * columns > budget:
+        raise too_large_error(path, columns, rows, budget)
+    by_oct_converter = bool(getattr(header, "Manufacturer", None))
     try:
-        if getattr(header, "Manufacturer", None):
+        if by_oct_converter:
             volume = Dicom(path).read_oct_volume().volume
         else:  # oct-converter's reader needs the tag; read the same pixels with pydicom
             volume = pydicom.dcmread(path).pixel_array
+    except MemoryError:
+        raise InvalidImageError(path, "too large to decode in memory", "re-export the scan smaller or remove it") from None
     except ValueError as err:  # e.g. Zeiss DICOMs, which oct-converter reads differently
+        reader = "oct-converter" if by_oct_converter else "pydicom"
         raise InvalidImageError(
-            path, f"oct-converter cannot read it ({err})", "export the scan as Zeiss .img or standard OCT DICOM"
+            path, f"{reader} cannot read its pixel data ({err})", "export the scan as Zeiss .img or standard OCT DICOM"
         ) from None
     except Exception as err:
-        raise InvalidImageError(path, f"no readable pixel data ({err})", "re-export the scan or remove it") from None
+        reader = "oct-converter" if by_oct_converter else "pydicom"
+        raise InvalidImageError(path, f"no readable pixel data ({reader}: {type(err).__name__}: {err})",
+                                "re-export the scan or remove it") from None
     laterality = getattr(header, "ImageLaterality", None) or getattr(header, "Laterality", None)
     eye = {"R": "OD", "L": "OS"}.get(str(laterality or "").upper())
     # Only the ids needed for grouping are read, and only to be hashed.
@@ -89,6 +103,7 @@ def vendor_rows(
     img_shape: tuple[int, int] = ZEISS_IMG_SHAPE,
     planes: str = "radial",
     salt: str | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[dict]:
     """Schema rows, one per B-scan of the vendor file at `path`, with `label`.
 
@@ -99,10 +114,11 @@ def vendor_rows(
     if planes not in PLANE_LAYOUTS:
         raise ValueError(f"planes must be one of {PLANE_LAYOUTS}, got {planes!r}")
     suffix = path.suffix.lower()
+    check_file(path)  # a folder, a broken link: named before any reader sees it
     if suffix == ".img":
-        scan = read_zeiss_img(path, img_shape)
+        scan = read_zeiss_img(path, img_shape, max_pixels)
     elif suffix == ".dcm":
-        scan = read_oct_dicom(path)
+        scan = read_oct_dicom(path, max_pixels)
     else:
         raise InvalidImageError(path, f"unsupported vendor format {suffix!r}", f"use one of {VENDOR_EXTENSIONS}")
     try:

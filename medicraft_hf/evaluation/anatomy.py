@@ -22,6 +22,7 @@ of a 6 mm scan (the radial protocol). Validation: `docs/anatomy_validation.md`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,24 +247,39 @@ def summarize(results: list[dict]) -> dict:
     return summary
 
 
-def _iter_source(source: str, split: str | None = None):
-    """(image_id, image, label) from an image folder, a saved dataset or a Hub dataset id."""
+def _iter_source(source: str, split: str | None = None, problems=None, max_pixels: int | None = None):
+    """(image_id, image, label) from an image folder, a saved dataset or a Hub dataset id.
+
+    Image files are read by the builders' checked reader (`medicraft_hf.data.images.read_image`:
+    pixel budget before decoding, one frame, no truncation); a file it refuses goes to
+    `problems` (a `medicraft_hf.data.problems.Problems`) and is not yielded. Folders are
+    listed as `medicraft build` lists them (`medicraft_hf.data.folders.image_files`).
+    """
     from pathlib import Path
 
+    from medicraft_hf.data.folders import image_files
+    from medicraft_hf.data.images import InvalidImageError, read_image
     from medicraft_hf.sources import is_hub_id, saved_dataset_format
 
+    def read(image_id, file, label):
+        try:
+            return [(image_id, read_image(file, max_pixels=max_pixels), label)]
+        except InvalidImageError as err:
+            problems.add(err.file, err.reason, err.fix)
+            return []
+
     path = Path(source)
-    if not path.exists() and not is_hub_id(source):
+    if not os.path.lexists(path) and not is_hub_id(source):
         raise FileNotFoundError(f"{source} does not exist; give an OCT dataset folder, a Hub dataset id (org/name), "
                                 "an image or an image folder.")
-    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-        yield path.name, path, None
+    if not path.is_dir() and path.suffix.lower() in IMAGE_EXTENSIONS:  # one image (or a broken link to one)
+        yield from read(path.name, path, None)
         return
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if path.is_dir() else []
     is_dataset = path.is_dir() and saved_dataset_format(path) is not None
-    if files and not is_dataset:
+    files = image_files(path) if path.is_dir() and not is_dataset else []
+    if files:
         for p in files:
-            yield str(p.relative_to(path)), p, p.parent.name if p.parent != path else None
+            yield from read(str(p.relative_to(path)), p, p.parent.name if p.parent != path else None)
         return
     from medicraft_hf.data.load import load_oct_dataset
 
@@ -278,10 +294,20 @@ def _iter_source(source: str, split: str | None = None):
             yield row["image_id"], row["image"], names[row["label"]]
 
 
-def check_source(source: str, split: str | None = None) -> list[dict]:
-    """Check every image of an image folder, a saved OCT dataset or a Hub dataset id."""
-    results = check_images(_iter_source(source, split))
-    if not results:
+def check_source(source: str, split: str | None = None, problems=None, max_pixels: int | None = None) -> list[dict]:
+    """Check every image of an image folder, a saved OCT dataset or a Hub dataset id.
+
+    A file the checked reader refuses (see `_iter_source`) goes to `problems` when given;
+    without it, the first pass over everything ends in one `InvalidInputError` naming
+    every such file.
+    """
+    from medicraft_hf.data.problems import Problems
+
+    collected = problems if problems is not None else Problems()
+    results = check_images(_iter_source(source, split, collected, max_pixels))
+    if problems is None:
+        collected.raise_if_any("images")
+    if not results and not collected:
         raise ValueError(f"No images found in {source}: give an OCT dataset folder, a Hub dataset id, an image "
                          f"or a folder of {', '.join(IMAGE_EXTENSIONS)} files.")
     return results
