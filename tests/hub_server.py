@@ -371,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_whoami(self):
         name = self.hub.namespace
-        self._json(200, {"type": "user", "id": name, "name": name, "fullname": name, "orgs": [],
+        self._json(200, {"type": "user", "id": name, "name": name, "fullname": name, "avatarUrl": "", "orgs": [],
                          "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}})
 
     def handle_validate_yaml(self):
