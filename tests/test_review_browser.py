@@ -134,32 +134,28 @@ def test_rate_by_click_then_by_key(page, tmp_path):
     assert len(review.store.ratings()) == 2
 
 
-def test_hugging_face_login_decides_who_rates(tmp_path, hub):
+def test_hugging_face_login_decides_who_rates(page, tmp_path, hub):
     """identity="oauth": no Start before signing in; after the Hugging Face login (Gradio's local
     mock, which asks the Hub server's whoami for the account behind HF_TOKEN) the reviewer is that
     account's pseudonym, whatever is typed."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian chromium is not installed (apt install chromium)")
     pytest.importorskip("itsdangerous", reason="Hugging Face OAuth needs gradio[oauth]")
-    from playwright.sync_api import sync_playwright
+    _, shared = page  # one Playwright per thread: a fresh browser context (own cookies) in the module's browser
 
     review = ReviewRound(review_dataset(2, size=(64, 128)), RatingsStore(tmp_path / "ratings"), round_name="r",
                          anatomy_check=None)
     blocks, _ = launch_review_app(review, identity="oauth", prevent_thread_lock=True, quiet=True)
+    context = shared.context.browser.new_context()
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.set_default_timeout(20_000)
-            page.goto(blocks.local_url)
-            page.click("#start")
-            page.wait_for_selector("text=Sign in with Hugging Face first")
-            page.goto(blocks.local_url.rstrip("/") + "/login/huggingface")  # back to the app, signed in
-            page.wait_for_selector("#start")
-            page.click("#start")
-            account = review.pseudonym(hub.namespace)  # the test Hub's whoami answers with this user
-            page.wait_for_function("p => document.querySelector('#status').innerText.includes(p)", arg=account)
-            browser.close()
+        login = context.new_page()
+        login.set_default_timeout(20_000)
+        login.goto(blocks.local_url)
+        login.click("#start")
+        login.wait_for_selector("text=Sign in with Hugging Face first")
+        login.goto(blocks.local_url.rstrip("/") + "/login/huggingface")  # back to the app, signed in
+        login.wait_for_selector("#start")
+        login.click("#start")
+        account = review.pseudonym(hub.namespace)  # the test Hub's whoami answers with this user
+        login.wait_for_function("p => document.querySelector('#status').innerText.includes(p)", arg=account)
     finally:
+        context.close()
         blocks.close()
