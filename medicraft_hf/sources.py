@@ -33,9 +33,12 @@ def is_hub_id(source: str | os.PathLike) -> bool:
 
 
 def check_repo_id(repo_id: str, what: str = "repo_id") -> str:
-    """`repo_id` if it can name a Hub repo to push to; else a ValueError naming `what`."""
+    """`repo_id` if it can name a Hub repo to push to; else an `ArgumentError` (a ValueError)
+    naming `what`, which the CLI renames to its flag."""
+    from medicraft_hf.errors import ArgumentError
+
     if not is_repo_id(repo_id):
-        raise ValueError(f"{what} {repo_id!r} needs a namespace: <user-or-org>/<name>")
+        raise ArgumentError(what, f"{{argument}} {repo_id!r} needs a namespace: <user-or-org>/<name>")
     return repo_id
 
 

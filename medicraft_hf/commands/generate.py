@@ -89,11 +89,8 @@ def run(args) -> int:
     from medicraft_hf.distributed import leave_process_group
     from medicraft_hf.errors import RunError
     from medicraft_hf.generate import generate_dataset, parse_counts
-    from medicraft_hf.sources import check_repo_id
 
     counts = parse_counts(args.counts) if args.counts is not None else None
-    if args.push_to_hub is not None:
-        check_repo_id(args.push_to_hub, "--push-to-hub")
     try:
         result = generate_dataset(
             args.out, counts, per_class=args.per_class, balance_to=args.balance_to, balance_split=args.balance_split,
