@@ -84,9 +84,21 @@ STYLES: dict[str, DeviceStyle] = {s.name: s for s in (
                 rolloff_um=700.0, choroid=0.7, vessel_size_um=90.0, dynamic_range=5.5, noise=0.7),
     DeviceStyle("low_signal", _refl(0.45, 0.28, 0.36, 0.25, 0.40, 0.17, 0.33, 0.24, 0.55, 0.30, 0.45, 0.70),
                 dynamic_range=7.0, noise=1.1, floor=0.12, gamma=1.6, vignette=0.3),
+    # Second held-out group (issue 16, session 6): defined before any change of that session
+    # and measured once, at its end.
+    DeviceStyle("topcon_like", _refl(0.68, 0.48, 0.56, 0.42, 0.62, 0.34, 0.50, 0.42, 0.74, 0.55, 0.66, 0.82),
+                noise=0.9, grain_um=(7.0, 26.0), choroid=0.48, rolloff_um=350.0, dynamic_range=4.5),
+    DeviceStyle("enhanced_depth", _refl(0.78, 0.34, 0.54, 0.28, 0.60, 0.16, 0.50, 0.26, 0.86, 0.36, 0.70, 0.92),
+                choroid=0.78, vessel_size_um=140.0, rolloff_um=900.0, dynamic_range=4.5, noise=0.6),
+    DeviceStyle("time_domain", _refl(0.70, 0.40, 0.50, 0.36, 0.55, 0.26, 0.45, 0.34, 0.72, 0.45, 0.62, 0.85),
+                blur_um=22.0, noise=0.6, grain_um=(15.0, 30.0), dynamic_range=3.5, gamma=1.2, floor=0.08),
+    DeviceStyle("saturated", _refl(0.90, 0.60, 0.72, 0.55, 0.78, 0.40, 0.68, 0.52, 0.95, 0.62, 0.85, 1.00),
+                dynamic_range=3.0, gamma=0.6, floor=0.08, vignette=0.2, noise=0.8, choroid=0.66),
 )}
 TUNING_STYLES: tuple[str, ...] = ("mid_contrast", "grainy", "dim_vignetted", "smooth_averaged")
 HELDOUT_STYLES: tuple[str, ...] = ("spectralis_like", "cirrus_like", "handheld_noisy", "swept_source", "low_signal")
+# Measured once at the end of the session that changed the check last (see anatomy_validation.md).
+FRESH_HELDOUT_STYLES: tuple[str, ...] = ("topcon_like", "enhanced_depth", "time_domain", "saturated")
 
 
 def _pit(s: np.ndarray, centre: float, sigma: float, power: float) -> np.ndarray:
