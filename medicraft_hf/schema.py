@@ -54,6 +54,11 @@ def oct_features(class_names: Sequence[str] = CLASS_NAMES) -> Features:
             "exam_id": Value("string"),
             "eye": Value("string"),  # "OD" / "OS" / None
             "plane_deg": Value("float32"),  # radial plane angle, None when unknown
+            # Where the B-scan lies in its exam, and its pixel size, when the source says so (vendor files):
+            "bscan_index": Value("int32"),  # position in the volume as stored, 0-based
+            "position_mm": Value("float32"),  # raster scans: distance from the first B-scan
+            "depth_spacing_mm": Value("float32"),  # height of one pixel of the stored image
+            "lateral_spacing_mm": Value("float32"),  # width of one pixel of the stored image
             "source": Value("string"),  # one of SOURCES
             # Stable, de-identified row id (used for duplicates, reviews and audits): `img-<pixel
             # hash>` for built rows, `phantom-s<seed>-<patient>-<plane>`, `synthetic-<run tag>-<index>`

@@ -21,6 +21,7 @@ from pathlib import Path
 from medicraft_hf.data.images import IMAGE_EXTENSIONS, InvalidImageError
 from medicraft_hf.data.problems import Problems
 from medicraft_hf.data.vendor import VENDOR_EXTENSIONS, ZEISS_IMG_SHAPE, vendor_rows
+from medicraft_hf.data.vendor_formats import companion_of
 from medicraft_hf.deid import pseudonym
 
 KERMANY_SPLITS = ("train", "test", "val")
@@ -93,7 +94,8 @@ def file_rows(
     suffix = path.suffix.lower()
     if suffix in VENDOR_EXTENSIONS:
         try:
-            yield from vendor_rows(path, label, img_shape=img_shape, planes=planes, salt=salt, max_pixels=max_pixels)
+            yield from vendor_rows(path, label, img_shape=img_shape, planes=planes, salt=salt, max_pixels=max_pixels,
+                                   problems=problems)
         except InvalidImageError as err:
             problems.add(err.file, err.reason, err.fix)
     elif suffix in IMAGE_EXTENSIONS:
@@ -104,6 +106,8 @@ def file_rows(
             "source": "real",
             "origin": str(path),
         }
+    elif companion_of(path) is not None:
+        return  # an Optovue .txt filespec, read with its .oct
     else:
         problems.add(path, f"not an image ({', '.join(IMAGE_EXTENSIONS)}) or vendor file ({', '.join(VENDOR_EXTENSIONS)})",
                      "remove it from the class folder or convert it")
