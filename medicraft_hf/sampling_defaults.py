@@ -16,3 +16,5 @@ DEFAULT_GUIDANCE_SCALE = 1.0  # plain conditional sampling; > 1 follows the clas
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_ANATOMY_THRESHOLD = 0.5
 FLUSH_EVERY = 64  # images per working shard: what a kill can cost at most, per process
+# A consistency-distilled model (training/distill.py, LCMScheduler) samples in 1-4 steps; 4 by default.
+FEW_STEP_DEFAULT_STEPS = 4

@@ -1,0 +1,404 @@
+#!/usr/bin/env python
+"""Distill a trained class-conditional OCT DDPM into a 1-4-step generator (consistency distillation).
+
+    accelerate launch training/distill.py \
+        --pretrained_teacher_model medicraft_hf/demo_model --dataset_name out/phantom-64x128 \
+        --train_batch_size 8 --max_train_steps 2000 --use_ema --checkpointing_steps 100 \
+        --resume_from_checkpoint latest --output_dir ddpm-oct-fast
+
+The student starts from the teacher's weights and learns the teacher's ODE in the
+latent-consistency-model form (`medicraft_hf.training.distillation`). Flags are
+`train_ddpm.py`'s, plus the teacher, its DDIM grid (`--num_ddim_timesteps`), the teacher's
+guidance (`--guidance_scale`, distilled in) and the loss. With `--use_ema` the target network is
+an EMA of the student (decay `--ema_max_decay`, LCM's 0.95) and the saved pipeline holds it.
+The saved pipeline (`OCTDiffusionPipeline` + `LCMScheduler`) samples in 1-4 steps and loads
+with `medicraft_hf.models.load_pipeline(output_dir)` or plain diffusers (`custom_pipeline=`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import shutil
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, gather_object, set_seed
+from diffusers import UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from medicraft_hf.cards.distilled_card import distilled_model_card
+from medicraft_hf.distributed import leave_process_group
+from medicraft_hf.hub import push_model_folder
+from medicraft_hf.io import atomic_path, write_json_atomic
+from medicraft_hf.models import load_pipeline, weights_digest
+from medicraft_hf.parsing import parse_resolution
+from medicraft_hf.pipeline import OCTDiffusionPipeline
+from medicraft_hf.sources import is_hub_id, public_name
+from medicraft_hf.training import checkpoints
+from medicraft_hf.training.data import (
+    EpochSampler,
+    load_dataset_dict,
+    restrict_classes,
+    select_training_split,
+    steps_per_epoch,
+    validate_training_dataset,
+    with_training_transform,
+)
+from medicraft_hf.training.distillation import ConsistencyDistiller, few_step_scheduler
+from medicraft_hf.training.output_dir import RUN_FILE, check_output_dir, latest_grid, save_pipeline_folder
+from medicraft_hf.training.validation import log_grid, sample_grid
+
+RUN_IDENTITY = (
+    "pretrained_teacher_model", "dataset_name", "dataset_revision", "train_split", "class_names", "resolution",
+    "train_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler", "lr_warmup_steps",
+    "adam_beta1", "adam_beta2", "adam_weight_decay", "adam_epsilon", "max_grad_norm", "use_ema", "ema_max_decay",
+    "cfg_dropout_prob", "class_balanced", "num_ddim_timesteps", "guidance_scale", "loss_type", "huber_c", "seed",
+)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # teacher and distillation
+    p.add_argument("--pretrained_teacher_model", required=True,
+                   help="Saved OCTDiffusionPipeline (folder or Hub id) to distill; the student starts from it.")
+    p.add_argument("--num_ddim_timesteps", type=int, default=50,
+                   help="The teacher's DDIM grid: each distillation target is one step of it (k = 1000 / N).")
+    p.add_argument("--guidance_scale", type=float, default=1.0,
+                   help="The teacher's classifier-free guidance, distilled in (1.0: plain conditional, one teacher "
+                        "call per step).")
+    p.add_argument("--loss_type", default="huber", choices=["huber", "l2"])
+    p.add_argument("--huber_c", type=float, default=0.001)
+    p.add_argument("--cfg_dropout_prob", type=float, default=0.1,
+                   help="Probability of replacing a label by the null class: the student keeps an unconditional mode.")
+    # data (as train_ddpm.py)
+    p.add_argument("--dataset_name", required=True, help="The teacher's training data (folder or Hub id).")
+    p.add_argument("--dataset_revision", default=None)
+    p.add_argument("--train_split", default="train")
+    p.add_argument("--class_names", default=None, help="Comma-separated; must be the teacher's classes, in order.")
+    p.add_argument("--class_balanced", action="store_true", help="Draw every class equally often.")
+    p.add_argument("--resolution", default=None, help="HxW (default and only choice: the teacher's).")
+    p.add_argument("--dataloader_num_workers", type=int, default=0)
+    p.add_argument("--ddp_timeout", type=int, default=1800)
+    # optimization (as train_ddpm.py; lower learning rate, constant schedule, LCM's EMA decay)
+    p.add_argument("--output_dir", default="ddpm-oct-fast")
+    p.add_argument("--overwrite_output_dir", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train_batch_size", type=int, default=8, help="Per device.")
+    p.add_argument("--num_epochs", type=int, default=10)
+    p.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_epochs.")
+    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    p.add_argument("--learning_rate", type=float, default=2e-5)
+    p.add_argument("--lr_scheduler", default="constant_with_warmup")
+    p.add_argument("--lr_warmup_steps", type=int, default=50)
+    p.add_argument("--adam_beta1", type=float, default=0.9)
+    p.add_argument("--adam_beta2", type=float, default=0.999)
+    p.add_argument("--adam_weight_decay", type=float, default=0.0)
+    p.add_argument("--adam_epsilon", type=float, default=1e-8)
+    p.add_argument("--max_grad_norm", type=float, default=1.0)
+    p.add_argument("--use_ema", action="store_true", help="Target = EMA of the student; the saved pipeline holds it.")
+    p.add_argument("--ema_max_decay", type=float, default=0.95)
+    p.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"])
+    # checkpoints, samples, logging (as train_ddpm.py)
+    p.add_argument("--checkpointing_steps", type=int, default=100)
+    p.add_argument("--checkpoints_total_limit", type=int, default=None)
+    p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint folder.')
+    p.add_argument("--validation_steps", type=int, default=100, help="Save a per-class sample grid every N steps.")
+    p.add_argument("--num_validation_images", type=int, default=4, help="Per class.")
+    p.add_argument("--validation_inference_steps", type=int, default=4)
+    p.add_argument("--report_to", default="none", choices=["tensorboard", "wandb", "none"])
+    p.add_argument("--logging_dir", default="logs", help="Under --output_dir.")
+    # Hub
+    p.add_argument("--push_to_hub", action="store_true")
+    p.add_argument("--hub_model_id", default=None)
+    p.add_argument("--hub_private_repo", action=argparse.BooleanOptionalAction, default=True)
+    args = p.parse_args(argv)
+
+    if args.class_names:
+        args.class_names = [c.strip() for c in args.class_names.split(",") if c.strip()]
+    if not 0 <= args.cfg_dropout_prob < 1:
+        p.error(f"--cfg_dropout_prob must be in [0, 1), got {args.cfg_dropout_prob}.")
+    if not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 0):
+        p.error(f"--guidance_scale must be a number >= 0, got {args.guidance_scale}.")
+    for name in ("train_batch_size", "gradient_accumulation_steps", "checkpointing_steps", "validation_steps",
+                 "num_ddim_timesteps", "validation_inference_steps"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1.")
+    if args.validation_inference_steps > args.num_ddim_timesteps:
+        p.error(f"--validation_inference_steps ({args.validation_inference_steps}) cannot exceed "
+                f"--num_ddim_timesteps ({args.num_ddim_timesteps}).")
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push_to_hub needs --hub_model_id (e.g. my-org/oct-ddpm-fast).")
+    return args
+
+
+def run_identity(args) -> dict:
+    return {k: getattr(args, k) for k in RUN_IDENTITY}
+
+
+def load_teacher(args):
+    """The teacher pipeline; its classes and size fix the run's, checked before anything is written."""
+    source = str(args.pretrained_teacher_model)
+    if not is_hub_id(source) and not Path(source).is_dir():
+        raise FileNotFoundError(f"--pretrained_teacher_model {source}: no such folder, and not a Hub model id "
+                                "(org/name); give a saved pipeline folder (e.g. medicraft_hf/demo_model).")
+    teacher = load_pipeline(source)
+    if args.class_names and list(args.class_names) != list(teacher.class_names):
+        raise ValueError(f"--pretrained_teacher_model {args.pretrained_teacher_model} knows classes "
+                         f"{teacher.class_names}, --class_names asks for {args.class_names}; the student keeps the "
+                         "teacher's classes (leave --class_names out).")
+    size = "x".join(map(str, teacher.image_size))
+    if args.resolution and tuple(parse_resolution(args.resolution)) != tuple(teacher.image_size):
+        raise ValueError(f"--pretrained_teacher_model {args.pretrained_teacher_model} makes {size} images, "
+                         f"--resolution asks for {args.resolution}; pass --resolution {size} or leave it out.")
+    if getattr(teacher, "vae", None) is not None:
+        raise ValueError(f"--pretrained_teacher_model {args.pretrained_teacher_model} is a latent model (it has a VAE); "
+                         "distill.py distills pixel-space models only, so far.")
+    if teacher.scheduler.config.get("prediction_type") not in ("epsilon", "v_prediction"):
+        raise ValueError(f"--pretrained_teacher_model {args.pretrained_teacher_model}: prediction_type "
+                         f"{teacher.scheduler.config.get('prediction_type')!r} is not supported.")
+    args.resolution = size
+    args.class_names = list(teacher.class_names)
+    return teacher
+
+
+def student_pipeline(accelerator, model, ema, scheduler_config, num_ddim, class_names) -> OCTDiffusionPipeline:
+    """An inference pipeline on a copy of the student, holding the EMA weights when there are any."""
+    unet = copy.deepcopy(accelerator.unwrap_model(model)).float().eval()
+    if ema is not None:
+        ema.copy_to(unet.parameters())
+    pipe = OCTDiffusionPipeline(unet=unet, scheduler=few_step_scheduler(scheduler_config, num_ddim),
+                                class_names=class_names)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir),
+                                            logging_dir=str(output_dir / args.logging_dir)),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout))],
+    )
+    log = accelerator.print
+
+    # ---- teacher and data: everything that can be wrong fails here, before step 1
+    teacher_pipe = load_teacher(args)
+    resolution = parse_resolution(args.resolution)
+    dsdict = load_dataset_dict(args.dataset_name, revision=args.dataset_revision)
+    train_ds = select_training_split(dsdict, args.train_split, args.dataset_name)
+    train_ds, class_names = restrict_classes(train_ds, args.class_names, args.dataset_name)
+    counts = validate_training_dataset(train_ds, class_names, resolution, args.dataset_name)
+    class_counts = {name: counts.get(i, 0) for i, name in enumerate(class_names)}
+    args.pretrained_teacher_model = str(args.pretrained_teacher_model)
+    check_output_dir(output_dir, run_identity(args), overwrite=args.overwrite_output_dir,
+                     resume=args.resume_from_checkpoint)
+    if args.overwrite_output_dir and accelerator.is_main_process:
+        for _, path in checkpoints.list_checkpoints(output_dir):
+            shutil.rmtree(path)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_json_atomic(output_dir / RUN_FILE, run_identity(args))
+    log(f"Distilling {public_name(args.pretrained_teacher_model)} on {len(train_ds)} images of "
+        f"{args.dataset_name}[{args.train_split}], {args.resolution} (HxW), {args.num_ddim_timesteps}-step "
+        f"DDIM teacher grid, guidance {args.guidance_scale}.")
+
+    sampler = EpochSampler(train_ds["label"], seed=args.seed, class_balanced=args.class_balanced)
+    train_dataloader = torch.utils.data.DataLoader(
+        with_training_transform(train_ds, resolution), batch_size=args.train_batch_size, sampler=sampler,
+        num_workers=args.dataloader_num_workers,
+    )
+
+    # ---- student (from the teacher), target, teacher, optimizer
+    set_seed(args.seed)
+    teacher = teacher_pipe.unet.eval().requires_grad_(False)
+    config = {k: v for k, v in teacher.config.items() if k != "_name_or_path"}  # no local path in the student
+    model = UNet2DModel.from_config(config)
+    model.load_state_dict(teacher.state_dict())
+    model.train()
+    target = UNet2DModel.from_config(config).requires_grad_(False)
+    target.load_state_dict(teacher.state_dict())
+    scheduler_config = teacher_pipe.scheduler.config
+    distiller = ConsistencyDistiller(few_step_scheduler(scheduler_config, args.num_ddim_timesteps),
+                                     null_class_id=len(class_names), guidance_scale=args.guidance_scale,
+                                     loss_type=args.loss_type, huber_c=args.huber_c)
+    ema = None
+    if args.use_ema:  # a constant decay after a short ramp, as the target network of LCM
+        ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=False,
+                       model_cls=UNet2DModel, model_config=model.config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                  weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
+
+    num_update_steps_per_epoch = steps_per_epoch(
+        math.ceil(len(train_dataloader) / accelerator.num_processes), args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_epochs * num_update_steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
+    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer=optimizer,
+                                 num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+                                 num_training_steps=max_train_steps * accelerator.num_processes)
+    model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(model, optimizer, train_dataloader,
+                                                                           lr_scheduler)
+    teacher.to(accelerator.device)
+    target.to(accelerator.device)
+    distiller.to(accelerator.device)
+    if ema is not None:
+        ema.to(accelerator.device)
+    # Noise, grid positions and label drops come from this generator (one stream per rank), saved in checkpoints.
+    noise_generator = torch.Generator().manual_seed(args.seed * 1000 + accelerator.process_index)
+
+    if accelerator.is_main_process and args.report_to != "none":
+        accelerator.init_trackers("distill", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                                      for k, v in vars(args).items()})
+
+    def sync_target():
+        """The target network: the EMA of the student, or the student itself (no gradient)."""
+        if ema is not None:
+            ema.copy_to(target.parameters())
+        else:
+            target.load_state_dict(accelerator.unwrap_model(model).state_dict())
+
+    # ---- resume
+    global_step = 0
+    resume_path = checkpoints.resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+    if args.resume_from_checkpoint and resume_path is None:
+        log("No checkpoint to resume from yet: starting a new run.")
+    if resume_path is not None:
+        state = checkpoints.load_checkpoint(accelerator, resume_path, ema=ema, noise_generator=noise_generator)
+        global_step = state["global_step"]
+        if state.get("num_processes", accelerator.num_processes) != accelerator.num_processes:
+            log(f"Warning: checkpoint made with {state['num_processes']} processes, resuming with "
+                f"{accelerator.num_processes}: the data order differs from an uninterrupted run.")
+        log(f"Resumed from {resume_path} at step {global_step}.")
+    sync_target()
+    first_epoch = global_step // num_update_steps_per_epoch
+    skip_batches = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
+
+    total_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; {max_train_steps} steps, batch "
+        f"{total_batch}; {3 if args.guidance_scale == 1.0 else 4} UNet calls per image and step.")
+
+    def save_pipeline(step):
+        pipe = student_pipeline(accelerator, model, ema, scheduler_config, args.num_ddim_timesteps, class_names)
+        card = distilled_model_card(
+            class_names=class_names, resolution=resolution, train_steps=step,
+            teacher=public_name(args.pretrained_teacher_model), dataset_name=public_name(args.dataset_name),
+            class_counts=class_counts, num_ddim_timesteps=args.num_ddim_timesteps,
+            guidance_scale=args.guidance_scale, use_ema=args.use_ema, sample_grid=latest_grid(output_dir),
+            training_args={k: public_name(v) if k in ("dataset_name", "output_dir", "pretrained_teacher_model") else v
+                           for k, v in vars(args).items() if not k.startswith("hub_")},
+            model_id=args.hub_model_id,
+        )
+        save_pipeline_folder(pipe, str(card), output_dir)
+
+    def checkpoint_and_save(step):
+        checkpoints.save_checkpoint(accelerator, output_dir, step, ema=ema, noise_generator=noise_generator,
+                                    total_limit=args.checkpoints_total_limit,
+                                    state={"num_processes": accelerator.num_processes, "class_names": class_names,
+                                           "max_train_steps": max_train_steps, "run": run_identity(args)})
+        if accelerator.is_main_process:
+            save_pipeline(step)
+        accelerator.wait_for_everyone()
+
+    def validate(step):
+        if accelerator.is_main_process:
+            pipe = student_pipeline(accelerator, model, ema, scheduler_config, args.num_ddim_timesteps, class_names)
+            grid = sample_grid(pipe, per_class=args.num_validation_images, seed=args.seed,
+                               num_inference_steps=args.validation_inference_steps)
+            with atomic_path(output_dir / "samples" / f"step_{step:07d}.png") as tmp:
+                grid.save(tmp)
+            log_grid(accelerator, grid, step)
+        accelerator.wait_for_everyone()
+
+    # ---- distill
+    progress = tqdm(total=max_train_steps, initial=global_step, desc="distill", unit="step",
+                    disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    model.train()
+    images_seen, speed, t_start = 0, 0.0, time.perf_counter()
+    for epoch in range(first_epoch, num_epochs):
+        if global_step >= max_train_steps:
+            break
+        train_dataloader.set_epoch(epoch)  # the sampler's order is a function of (seed, epoch)
+        loader = train_dataloader
+        if epoch == first_epoch and skip_batches:
+            loader = accelerator.skip_first_batches(train_dataloader, skip_batches)
+        for batch in loader:
+            clean = batch["pixel_values"]
+            labels = batch["class_labels"]
+            bsz = clean.shape[0]
+            noise, index = distiller.draw(clean, noise_generator)
+            drop = (torch.rand(bsz, generator=noise_generator) < args.cfg_dropout_prob).to(clean.device)
+            labels = torch.where(drop, torch.full_like(labels, distiller.null_class_id), labels)
+            t, prev_t = distiller.timesteps(index)
+            noisy = distiller.noisy(clean, noise, t)
+            with torch.no_grad(), accelerator.autocast():
+                x_prev = distiller.teacher_step(teacher, noisy, t, prev_t, labels)
+                goal = distiller.consistency(target(x_prev, prev_t, class_labels=labels).sample.float(), x_prev,
+                                             prev_t)
+            with accelerator.accumulate(model):
+                prediction = distiller.consistency(model(noisy, t, class_labels=labels).sample.float(), noisy, t)
+                loss = distiller.loss(prediction, goal)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            images_seen += bsz * accelerator.num_processes
+
+            if not accelerator.sync_gradients:
+                continue
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(model).parameters())
+            sync_target()
+            global_step += 1
+            speed = images_seen / (time.perf_counter() - t_start)
+            logs = {"loss": loss.detach().item(), "lr": lr_scheduler.get_last_lr()[0], "img_per_s": speed}
+            progress.update(1)
+            progress.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}", img_s=f"{speed:.1f}")
+            accelerator.log(logs, step=global_step)
+
+            if global_step % args.validation_steps == 0 or global_step == max_train_steps:
+                validate(global_step)
+            if global_step % args.checkpointing_steps == 0 or global_step == max_train_steps:
+                checkpoint_and_save(global_step)
+            if global_step >= max_train_steps:
+                break
+    progress.close()
+    check_ranks_agree(accelerator, model)
+
+    if accelerator.is_main_process and args.push_to_hub:
+        push_model_folder(output_dir, args.hub_model_id, private=args.hub_private_repo,
+                          commit_message=f"distill.py: {global_step} distillation steps")
+    model = optimizer = train_dataloader = lr_scheduler = None  # free the DDP wrapper first (see train_ddpm.py)
+    leave_process_group(accelerator)
+    log(f"Done: {global_step} steps; few-step pipeline saved in {output_dir}.")
+    return {"global_step": global_step, "images_per_second": speed if images_seen else 0.0}
+
+
+def check_ranks_agree(accelerator, model) -> None:
+    """Data-parallel ranks must end with the same weights; a mismatch is a bug, not noise."""
+    digests = gather_object([weights_digest(accelerator.unwrap_model(model).state_dict())])
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"Weights differ between processes: {digests}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("MEDICRAFT_DEBUG"):
+            raise
+        print(f"distill.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
