@@ -20,16 +20,11 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
-import shutil
-import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import set_seed
 from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -38,23 +33,29 @@ from tqdm.auto import tqdm
 from medicraft_hf.cards.distilled_card import distilled_model_card
 from medicraft_hf.distributed import leave_process_group
 from medicraft_hf.hub import push_model_folder
-from medicraft_hf.io import atomic_path, write_json_atomic
-from medicraft_hf.models import load_pipeline, weights_digest
+from medicraft_hf.io import atomic_path
+from medicraft_hf.models import load_pipeline
 from medicraft_hf.parsing import parse_resolution
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.sources import is_hub_id, public_name
 from medicraft_hf.training import checkpoints
-from medicraft_hf.training.data import (
-    EpochSampler,
-    load_dataset_dict,
-    restrict_classes,
-    select_training_split,
-    steps_per_epoch,
-    validate_training_dataset,
-    with_training_transform,
+from medicraft_hf.training.arguments import (
+    add_checkpoint_arguments,
+    add_data_arguments,
+    add_optimization_arguments,
+    check_common_arguments,
 )
 from medicraft_hf.training.distillation import ConsistencyDistiller, few_step_scheduler
-from medicraft_hf.training.output_dir import RUN_FILE, check_output_dir, latest_grid, save_pipeline_folder
+from medicraft_hf.training.output_dir import latest_grid, prepare_output_dir, save_pipeline_folder
+from medicraft_hf.training.run import (
+    check_ranks_agree,
+    checked_training_split,
+    make_accelerator,
+    resume,
+    run_script,
+    step_plan,
+    training_loader,
+)
 from medicraft_hf.training.validation import log_grid, sample_grid
 
 RUN_IDENTITY = (
@@ -67,7 +68,6 @@ RUN_IDENTITY = (
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # teacher and distillation
     p.add_argument("--pretrained_teacher_model", required=True,
                    help="Saved OCTDiffusionPipeline (folder or Hub id) to distill; the student starts from it.")
     p.add_argument("--num_ddim_timesteps", type=int, default=50,
@@ -79,64 +79,25 @@ def parse_args(argv=None):
     p.add_argument("--huber_c", type=float, default=0.001)
     p.add_argument("--cfg_dropout_prob", type=float, default=0.1,
                    help="Probability of replacing a label by the null class: the student keeps an unconditional mode.")
-    # data (as train_ddpm.py)
-    p.add_argument("--dataset_name", required=True, help="The teacher's training data (folder or Hub id).")
-    p.add_argument("--dataset_revision", default=None)
-    p.add_argument("--train_split", default="train")
-    p.add_argument("--class_names", default=None, help="Comma-separated; must be the teacher's classes, in order.")
-    p.add_argument("--class_balanced", action="store_true", help="Draw every class equally often.")
     p.add_argument("--resolution", default=None, help="HxW (default and only choice: the teacher's).")
-    p.add_argument("--dataloader_num_workers", type=int, default=0)
-    p.add_argument("--ddp_timeout", type=int, default=1800)
-    # optimization (as train_ddpm.py; lower learning rate, constant schedule, LCM's EMA decay)
-    p.add_argument("--output_dir", default="ddpm-oct-fast")
-    p.add_argument("--overwrite_output_dir", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train_batch_size", type=int, default=8, help="Per device.")
-    p.add_argument("--num_epochs", type=int, default=10)
-    p.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_epochs.")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--learning_rate", type=float, default=2e-5)
-    p.add_argument("--lr_scheduler", default="constant_with_warmup")
-    p.add_argument("--lr_warmup_steps", type=int, default=50)
-    p.add_argument("--adam_beta1", type=float, default=0.9)
-    p.add_argument("--adam_beta2", type=float, default=0.999)
-    p.add_argument("--adam_weight_decay", type=float, default=0.0)
-    p.add_argument("--adam_epsilon", type=float, default=1e-8)
-    p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--use_ema", action="store_true", help="Target = EMA of the student; the saved pipeline holds it.")
-    p.add_argument("--ema_max_decay", type=float, default=0.95)
-    p.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"])
-    # checkpoints, samples, logging (as train_ddpm.py)
-    p.add_argument("--checkpointing_steps", type=int, default=100)
-    p.add_argument("--checkpoints_total_limit", type=int, default=None)
-    p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint folder.')
-    p.add_argument("--validation_steps", type=int, default=100, help="Save a per-class sample grid every N steps.")
-    p.add_argument("--num_validation_images", type=int, default=4, help="Per class.")
-    p.add_argument("--validation_inference_steps", type=int, default=4)
-    p.add_argument("--report_to", default="none", choices=["tensorboard", "wandb", "none"])
-    p.add_argument("--logging_dir", default="logs", help="Under --output_dir.")
-    # Hub
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_model_id", default=None)
-    p.add_argument("--hub_private_repo", action=argparse.BooleanOptionalAction, default=True)
+    add_data_arguments(p)
+    add_optimization_arguments(p)
+    add_checkpoint_arguments(p)
+    # A fine-tune of a trained model: low constant learning rate; the EMA is LCM's target network (0.95).
+    p.set_defaults(output_dir="ddpm-oct-fast", train_batch_size=8, num_epochs=10, learning_rate=2e-5,
+                   lr_scheduler="constant_with_warmup", lr_warmup_steps=50, adam_beta1=0.9, adam_weight_decay=0.0,
+                   ema_max_decay=0.95, checkpointing_steps=100, validation_steps=100, validation_inference_steps=4)
     args = p.parse_args(argv)
-
-    if args.class_names:
-        args.class_names = [c.strip() for c in args.class_names.split(",") if c.strip()]
+    check_common_arguments(p, args)
     if not 0 <= args.cfg_dropout_prob < 1:
         p.error(f"--cfg_dropout_prob must be in [0, 1), got {args.cfg_dropout_prob}.")
     if not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 0):
         p.error(f"--guidance_scale must be a number >= 0, got {args.guidance_scale}.")
-    for name in ("train_batch_size", "gradient_accumulation_steps", "checkpointing_steps", "validation_steps",
-                 "num_ddim_timesteps", "validation_inference_steps"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1.")
+    if args.num_ddim_timesteps < 1:
+        p.error("--num_ddim_timesteps must be >= 1.")
     if args.validation_inference_steps > args.num_ddim_timesteps:
         p.error(f"--validation_inference_steps ({args.validation_inference_steps}) cannot exceed "
                 f"--num_ddim_timesteps ({args.num_ddim_timesteps}).")
-    if args.push_to_hub and not args.hub_model_id:
-        p.error("--push_to_hub needs --hub_model_id (e.g. my-org/oct-ddpm-fast).")
     return args
 
 
@@ -184,42 +145,21 @@ def student_pipeline(accelerator, model, ema, scheduler_config, num_ddim, class_
 def main(argv=None):
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir),
-                                            logging_dir=str(output_dir / args.logging_dir)),
-        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout))],
-    )
+    accelerator = make_accelerator(args)
     log = accelerator.print
 
     # ---- teacher and data: everything that can be wrong fails here, before step 1
     teacher_pipe = load_teacher(args)
     resolution = parse_resolution(args.resolution)
-    dsdict = load_dataset_dict(args.dataset_name, revision=args.dataset_revision)
-    train_ds = select_training_split(dsdict, args.train_split, args.dataset_name)
-    train_ds, class_names = restrict_classes(train_ds, args.class_names, args.dataset_name)
-    counts = validate_training_dataset(train_ds, class_names, resolution, args.dataset_name)
-    class_counts = {name: counts.get(i, 0) for i, name in enumerate(class_names)}
+    train_ds, class_names, class_counts = checked_training_split(args, resolution)
     args.pretrained_teacher_model = str(args.pretrained_teacher_model)
-    check_output_dir(output_dir, run_identity(args), overwrite=args.overwrite_output_dir,
-                     resume=args.resume_from_checkpoint)
-    if args.overwrite_output_dir and accelerator.is_main_process:
-        for _, path in checkpoints.list_checkpoints(output_dir):
-            shutil.rmtree(path)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_json_atomic(output_dir / RUN_FILE, run_identity(args))
+    prepare_output_dir(accelerator, output_dir, run_identity(args), overwrite=args.overwrite_output_dir,
+                       resume=args.resume_from_checkpoint)
     log(f"Distilling {public_name(args.pretrained_teacher_model)} on {len(train_ds)} images of "
         f"{args.dataset_name}[{args.train_split}], {args.resolution} (HxW), {args.num_ddim_timesteps}-step "
         f"DDIM teacher grid, guidance {args.guidance_scale}.")
 
-    sampler = EpochSampler(train_ds["label"], seed=args.seed, class_balanced=args.class_balanced)
-    train_dataloader = torch.utils.data.DataLoader(
-        with_training_transform(train_ds, resolution), batch_size=args.train_batch_size, sampler=sampler,
-        num_workers=args.dataloader_num_workers,
-    )
+    train_dataloader = training_loader(args, train_ds, resolution)
 
     # ---- student (from the teacher), target, teacher, optimizer
     set_seed(args.seed)
@@ -241,10 +181,7 @@ def main(argv=None):
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
 
-    num_update_steps_per_epoch = steps_per_epoch(
-        math.ceil(len(train_dataloader) / accelerator.num_processes), args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_epochs * num_update_steps_per_epoch
-    num_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
+    num_update_steps_per_epoch, max_train_steps, num_epochs = step_plan(args, train_dataloader, accelerator)
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer=optimizer,
                                  num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=max_train_steps * accelerator.num_processes)
@@ -270,17 +207,7 @@ def main(argv=None):
             target.load_state_dict(accelerator.unwrap_model(model).state_dict())
 
     # ---- resume
-    global_step = 0
-    resume_path = checkpoints.resolve_checkpoint(output_dir, args.resume_from_checkpoint)
-    if args.resume_from_checkpoint and resume_path is None:
-        log("No checkpoint to resume from yet: starting a new run.")
-    if resume_path is not None:
-        state = checkpoints.load_checkpoint(accelerator, resume_path, ema=ema, noise_generator=noise_generator)
-        global_step = state["global_step"]
-        if state.get("num_processes", accelerator.num_processes) != accelerator.num_processes:
-            log(f"Warning: checkpoint made with {state['num_processes']} processes, resuming with "
-                f"{accelerator.num_processes}: the data order differs from an uninterrupted run.")
-        log(f"Resumed from {resume_path} at step {global_step}.")
+    global_step = resume(accelerator, args, ema=ema, noise_generator=noise_generator)
     sync_target()
     first_epoch = global_step // num_update_steps_per_epoch
     skip_batches = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
@@ -387,18 +314,5 @@ def main(argv=None):
     return {"global_step": global_step, "images_per_second": speed if images_seen else 0.0}
 
 
-def check_ranks_agree(accelerator, model) -> None:
-    """Data-parallel ranks must end with the same weights; a mismatch is a bug, not noise."""
-    digests = gather_object([weights_digest(accelerator.unwrap_model(model).state_dict())])
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"Weights differ between processes: {digests}")
-
-
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("MEDICRAFT_DEBUG"):
-            raise
-        print(f"distill.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "distill.py")

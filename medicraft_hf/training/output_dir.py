@@ -66,3 +66,16 @@ def latest_grid(output_dir) -> str | None:
     """The newest validation grid as a path relative to output_dir (for the card)."""
     grids = sorted((Path(output_dir) / "samples").glob("step_*.png"))
     return f"samples/{grids[-1].name}" if grids else None
+
+
+def prepare_output_dir(accelerator, output_dir, identity: dict, *, overwrite: bool, resume: str | None) -> None:
+    """Check output_dir (all ranks), clear it with `overwrite`, and record the run's identity."""
+    check_output_dir(output_dir, identity, overwrite=overwrite, resume=resume)
+    if overwrite and accelerator.is_main_process:
+        for _, path in checkpoints.list_checkpoints(output_dir):
+            shutil.rmtree(path)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        from medicraft_hf.io import write_json_atomic
+
+        write_json_atomic(Path(output_dir) / RUN_FILE, identity)
