@@ -9,6 +9,7 @@ must never reach a dataset, card or log; `PLANTED` lists them.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from pathlib import Path
@@ -22,20 +23,22 @@ PLANTED = ("PLANTEDMRN", "Doe", "Jane", "Roe", "Richard", "19700101", "1970-01-0
 
 
 def known_bscans(n: int, h: int, w: int, seed: int) -> np.ndarray:
-    """(n, h, w) uint8 B-scans, each distinct, none blank or saturated (the plausibility screen)."""
+    """(n, h, w) uint8 B-scans, each distinct, none blank or saturated (the plausibility screen);
+    the volume's darkest pixel is 0 and its brightest 255."""
     rng = np.random.default_rng(seed)
     y = np.linspace(0, 1, h)[None, :, None]
     x = np.linspace(0, 1, w)[None, None, :]
     phase = rng.uniform(0, 6, (n, 1, 1))
-    img = 128 + 90 * np.sin(5 * y + 3 * x + phase) + rng.integers(-20, 21, (n, h, w))
-    return np.clip(img, 10, 245).astype(np.uint8)
+    img = np.clip(128 + 90 * np.sin(5 * y + 3 * x + phase) + rng.integers(-20, 21, (n, h, w)), 10, 245).astype(np.uint8)
+    img[0, 0, 0], img[0, 0, 1] = 0, 255  # the volume spans 0..255, so a rescale over its range is the identity
+    return img
 
 
 # --- Heidelberg VOL (eyepy's vol_format) ----------------------------------------------------------
 
 def write_heidelberg_vol(path: Path, bscans_uint8: np.ndarray, *, pattern: int = 3, eye: str = "OD",
                          scale_x: float = 0.0114, scale_y: float = 0.0039, distance: float = 0.12,
-                         angles_deg=None) -> Path:
+                         angles_deg=None, patient_id: str = "PLANTEDMRN-V") -> Path:
     """A VOL file whose float32 B-scans map back to `bscans_uint8` through eyepy's VOL intensity transform.
 
     pattern 3 = raster (B-scan i at y = i * distance mm), 5 = radial (B-scan i through the
@@ -66,7 +69,7 @@ def write_heidelberg_vol(path: Path, bscans_uint8: np.ndarray, *, pattern: int =
         version="HSF-OCT-103", size_x=w, n_bscans=n, size_y=h, scale_x=scale_x, distance=distance, scale_y=scale_y,
         size_x_slo=4, size_y_slo=4, scale_x_slo=0.01, scale_y_slo=0.01, field_size_slo=30, scan_focus=0.0,
         scan_position=eye, exam_time=129877003320000000, scan_pattern=pattern, bscan_hdr_size=256,
-        id="SN-884422", reference_id="", pid=77, patient_id="PLANTEDMRN-V", dob="1970-01-01T00:00:00", vid=1,
+        id="SN-884422", reference_id="", pid=77, patient_id=patient_id, dob="1970-01-01T00:00:00", vid=1,
         visit_id="#VISITNOTE", visit_date="2012-07-25T00:00:00", grid_type=0, grid_offset=0, grid_type1=0,
         grid_offset1=0, prog_id="FREETEXT-NOTE", localizer=np.full((4, 4), 100, np.uint8), bscans=bscans))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +91,7 @@ def e2e_codes_for(targets: np.ndarray) -> np.ndarray:
     return np.array([reachable[v] for v in nearest], np.uint16).reshape(targets.shape)
 
 
+@functools.cache
 def e2e_display_lut() -> np.ndarray:
     """uint8 that each uint16 code of an E2E B-scan becomes: oct-converter's float decoding and
     intensity transform, then round(255 * value)."""
@@ -102,7 +106,8 @@ def e2e_display_lut() -> np.ndarray:
 def write_heidelberg_e2e(path: Path, volumes, *, patient_id: str = "PLANTEDMRN-E", truncate_last_at: int | None = None) -> Path:
     """An E2E file holding several volumes (series) of one patient.
 
-    `volumes`: dicts with `codes` ((n, h, w) uint16 from `e2e_codes_for`), `eye` ("R"/"L"),
+    `volumes`: dicts with `codes` ((n, h, w) uint16 from `e2e_codes_for`, or a list of 2-D
+    arrays), `eye` ("R"/"L"),
     `pattern` (a 9006 scan-pattern text such as "OCT Star Scan" or "OCT ART Volume") and
     `scale_y` (mm per pixel in depth). With `truncate_last_at`, the file is cut that many
     bytes into the last volume's last image (a damaged export).
@@ -115,12 +120,13 @@ def write_heidelberg_e2e(path: Path, volumes, *, patient_id: str = "PLANTEDMRN-E
     containers.append((1, -1, -1, -1, 0, 9, patient))
     for v, vol in enumerate(volumes):
         series = 10 + v
-        codes = vol["codes"]
-        n, h, w = codes.shape
+        codes = vol["codes"]  # (n, h, w), or a list of 2-D arrays (B-scans of differing sizes)
+        n = len(codes)
         containers.append((1, 1, series, -1, 0, 3, e2e.pre_data.build(dict(unknown=0, laterality=vol["eye"]))))
         text = [vol["pattern"], "FREETEXT-NOTE"]
         containers.append((1, 1, series, -1, 0, 9006, e2e.scan_pattern.build(dict(n_strings=2, string_size=128, text=text))))
         for i in range(n):
+            h, w = codes[i].shape
             meta = dict(unknown1=0, imgSizeY=h, imgSizeX=w, posX1=0.0, posY1=float(i), posX2=20.0, posY2=float(i), zero1=0,
                         unknown2=0.0, scaley=vol["scale_y"], unknown3=0.0, zero2=0, unknown4=[0.0, 0.0], zero3=0,
                         imgSizeWidth=w, numImages=n, aktImage=i, scanType=0, centrePosX=0.0, centrePosY=0.0, unknown5=0,
@@ -236,7 +242,7 @@ def _field(key: str, value_bytes: bytes) -> dict:
 
 def write_bioptigen_oct(path: Path, bscans: np.ndarray, *, scantype: int = 1, repeats: int = 1,
                         scanlength: float = 6.0, scandepth: float = 1.9, elscanlength: float = 6.0) -> Path:
-    """A Bioptigen .OCT file: `repeats` volumes of the (n, h, w) uint16 B-scans (repeat t adds t).
+    """A Bioptigen .OCT file: `repeats` volumes of the (n, h, w) uint16 B-scans (repeat t rolled t columns).
     scantype 1 = rectangular raster, 3 = radial."""
     from oct_converter.readers.binary_structs import boct_binary as b
 
@@ -266,7 +272,7 @@ def write_bioptigen_oct(path: Path, bscans: np.ndarray, *, scantype: int = 1, re
     frames = []
     for t in range(repeats):
         for i in range(n):
-            frame_pixels = (bscans[i].astype(np.int64) + t).astype(np.uint16).T  # stored A-scan by A-scan
+            frame_pixels = np.roll(bscans[i], t, axis=-1).astype(np.uint16).T  # stored A-scan by A-scan
             frames.append(dict(
                 header=dict(framedata=dict(keylength=9, key="FRAMEDATA", dataLength=0),
                             framedatetime=dict(keylength=13, key="FRAMEDATETIME", dataLength=16,

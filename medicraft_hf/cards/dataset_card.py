@@ -180,7 +180,9 @@ def dataset_card(
         f'ds = load_oct_dataset("{repo_id}")\n```',
         "## Columns",
         "`image` (grayscale PNG), `label`, `patient_id`, `exam_id`, `eye` (OD/OS), `plane_deg` "
-        "(radial plane angle), `source` (real/phantom/synthetic), `image_id`, `ground_truth` "
+        "(radial plane angle), `bscan_index`, `position_mm` (raster scans), `depth_spacing_mm` and "
+        "`lateral_spacing_mm` (pixel size of the stored image; vendor files that state it), "
+        "`source` (real/phantom/synthetic), `image_id`, `ground_truth` "
         "(phantom only, JSON), and provenance filled by synthetic rows: `model_id`, "
         "`model_revision`, `scheduler`, `num_inference_steps`, `guidance_scale`, `seed`.",
     ]

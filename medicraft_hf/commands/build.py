@@ -1,5 +1,6 @@
 """Build an OCT dataset (Hub layout: README.md + data/*.parquet) from class folders, the
-Kermany OCT2017 tree, a CSV manifest or vendor exports (Zeiss .img, OCT DICOM).
+Kermany OCT2017 tree, a CSV manifest or vendor exports (Heidelberg .e2e/.vol, Topcon
+.fds/.fda, Bioptigen and Optovue .oct, Zeiss .img, OCT DICOM).
 
 Every image is validated and converted to 8-bit grayscale; patients are split into
 train/validation/test (seeded, stratified by class) and checked for leakage; patient ids
@@ -21,6 +22,7 @@ from pathlib import Path
 HELP = "build a dataset from class folders, Kermany OCT2017, a CSV manifest or vendor files"
 
 SOURCES = ("folders", "kermany", "manifest", "vendor")
+FIT_POLICIES = ("resize", "crop", "pad", "physical")  # medicraft_hf.data.native_size.FIT_POLICIES (not imported: fast --help)
 SPLIT_BY = ("patient", "image")  # medicraft_hf.data.split.SPLIT_BY (not imported: `datasets` costs seconds)
 # The library's argument names -> this command's flags (for errors, see medicraft_hf.errors).
 FLAGS = {"max_pixels": "--max-pixels"}
@@ -31,11 +33,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--from", dest="kind", choices=SOURCES, required=True,
                         help="folders: <input>/<class>/<images>; "
                              "kermany: <input>/{train,test}/<CLASS>/<CLASS>-<patient>-<n>.jpeg; "
-                             "manifest: a CSV of files and diagnoses; vendor: <input>/<class>/<*.img|*.dcm>")
+                             "manifest: a CSV of files and diagnoses; vendor: <input>/<class>/<vendor files: .e2e .vol "
+                             ".fds .fda .oct (Bioptigen; Optovue with its .txt) .img .dcm>")
     parser.add_argument("--out", required=True, help="output dataset folder (created; replaced only if it holds a saved dataset)")
     parser.add_argument("--classes", default=None, help="comma-separated class names in label-id order (default: from the input)")
     parser.add_argument("--size", default=None,
-                        help="resize every image to HxW (e.g. 256x512); without it, all images must share one size")
+                        help="bring every image to HxW (e.g. 256x512) by --fit; without it, all images must share one size")
+    parser.add_argument("--fit", choices=FIT_POLICIES, default="resize",
+                        help="how --size is reached from a B-scan's native size (recorded in the dataset card): "
+                             "resize: stretch; crop: centre crop (pad if smaller); pad: one scale factor, then pad; "
+                             "physical: square pixels in mm from the pixel spacing, then as pad (docs/building.md)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the patient-level split")
     parser.add_argument("--fractions", default="0.7,0.15,0.15", help="train,validation,test fractions of patients")
     parser.add_argument("--split-by", choices=SPLIT_BY, default="patient",
@@ -59,7 +66,8 @@ def add_arguments(parser) -> None:
                             "<class>-<patient>-<n>.<ext> give their patient); a pattern may start with '-'")
     group.add_argument("--img-shape", default="1024x512", help="B-scan DEPTHxWIDTH of Zeiss .img files")
     group.add_argument("--planes", choices=("radial", "parallel"), default="radial",
-                       help="radial: N B-scans of a volume are planes i*360/N degrees; parallel: cube scans (no angle)")
+                       help="for files whose header does not state the scan pattern (.img, .dcm, Optovue .oct): "
+                            "radial: N B-scans of a volume are planes i*360/N degrees; parallel: cube scans (no angle)")
     group = parser.add_argument_group("manifest")
     group.add_argument("--images-dir", default=None,
                        help="folder the manifest's file names are relative to (default: the CSV's folder)")
@@ -109,6 +117,7 @@ def run(args) -> int:
     from medicraft_hf.data.folders import folder_rows, kermany_rows
     from medicraft_hf.data.images import max_pixels_budget
     from medicraft_hf.data.manifest import manifest_rows
+    from medicraft_hf.data.native_size import fit_statement
     from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problems
     from medicraft_hf.parsing import parse_fractions, parse_size
 
@@ -134,7 +143,8 @@ def run(args) -> int:
             class_names, rows = folder_rows(args.input, classes, problems, patient_pattern=args.patient_pattern, **vendor)
         except ValueError as err:  # a bad pattern: say which flag
             raise ValueError(f"--patient-pattern: {err}") from None
-        source = "vendor OCT exports read with oct-converter" if args.kind == "vendor" else "class folders of OCT B-scans"
+        source = ("vendor OCT exports read with oct-converter and eyepy" if args.kind == "vendor"
+                  else "class folders of OCT B-scans")
 
     work_dir = Path(args.work_dir) if args.work_dir else out.with_name(out.name + ".partial")
     if work_dir.is_dir():
@@ -142,7 +152,7 @@ def run(args) -> int:
     try:
         dsdict = build_dataset_dict(rows, class_names, size=size, seed=args.seed, fractions=fractions,
                                     skip_invalid=args.skip_invalid, problems=problems, work_dir=work_dir,
-                                    split_by=args.split_by, max_pixels=vendor["max_pixels"])
+                                    split_by=args.split_by, max_pixels=vendor["max_pixels"], fit=args.fit)
     except InvalidInputError as err:
         # Not an interruption: the user fixes the input, and the next run must read it afresh.
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -155,7 +165,7 @@ def run(args) -> int:
         raise
     notes = [args.description]
     if size:
-        notes.append(f"Every image was resized to {size[0]}x{size[1]} (HxW, bilinear).")
+        notes.append(fit_statement(args.fit, size))
     if args.skip_invalid:
         notes.append(f"{len(problems)} invalid input(s) were skipped; the skip report is kept with the builder, not published.")
     card = dataset_card(dsdict, name=args.name or out.name, source=source, description="\n\n".join(n for n in notes if n),

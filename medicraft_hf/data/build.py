@@ -29,8 +29,8 @@ from medicraft_hf.data.images import (
     load_image,
     max_pixels_budget,
     pixel_hash,
-    resize,
 )
+from medicraft_hf.data.native_size import check_fit, fit_bscan
 from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problem, Problems
 from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.schema import CLASS_NAMES, EYES, SOURCES, check_schema, oct_features
@@ -60,8 +60,8 @@ class _RowConverter:
     """Turns input rows into stored rows, remembering what it saw (for duplicates and sizes)."""
 
     def __init__(self, class_names: list[str], size: tuple[int, int] | None, problems: Problems,
-                 max_pixels: int | None = None):
-        self.class_names, self.size, self.problems = class_names, size, problems
+                 max_pixels: int | None = None, fit: str = "resize"):
+        self.class_names, self.size, self.problems, self.fit = class_names, size, problems, check_fit(fit)
         self.max_pixels = max_pixels_budget(max_pixels)  # checked before any row is read
         self.features = oct_features(class_names)
         self.seen: dict[str, str] = {}  # pixel hash -> origin of the first row with those pixels
@@ -104,8 +104,13 @@ class _RowConverter:
             self.problems.add(origin, f"duplicate: same pixels as {self.seen[digest]}", "remove one of the two copies")
             return None
         self.seen[digest] = origin
-        if self.size is not None:
-            pil = resize(pil, self.size)
+        if self.size is not None:  # the native-size policy (medicraft_hf.data.native_size)
+            try:
+                pil, (row["depth_spacing_mm"], row["lateral_spacing_mm"]) = fit_bscan(
+                    pil, self.size, self.fit, (row.get("depth_spacing_mm"), row.get("lateral_spacing_mm")))
+            except ValueError as err:
+                self.problems.add(origin, str(err), "choose --fit pad, crop or resize, or a source with pixel spacing")
+                return None
         out = {name: None for name in self.features}
         out.update(row)
         out["image"] = {"bytes": encode_png(pil), "path": None}
@@ -164,6 +169,8 @@ def _chunked_dataset(converter: _RowConverter, rows: Iterable[Mapping], work_dir
     """
     settings = {"class_names": converter.class_names, "size": list(converter.size) if converter.size else None,
                 "chunk_size": chunk_size}
+    if converter.fit != "resize":  # (so that partial builds made before --fit existed still resume)
+        settings["fit"] = converter.fit
     settings_file = work_dir / "settings.json"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
         raise ValueError(f"{work_dir} holds a partial build made with other settings "
@@ -210,6 +217,7 @@ def rows_to_dataset(
     require_patient_id: bool = False,
     require_every_class: bool = False,
     max_pixels: int | None = None,
+    fit: str = "resize",
 ) -> Dataset:
     """Validate, convert and write rows as a `Dataset` with `oct_features(class_names)`.
 
@@ -218,7 +226,8 @@ def rows_to_dataset(
     (when `size` is None) a size other than the most common one are problems: all of
     them are collected, then an `InvalidInputError` lists them, unless `skip_invalid`,
     in which case those rows are left out and listed in `problems` (pass your own
-    `Problems` to write the report). With `size=(H, W)` every image is resized to it.
+    `Problems` to write the report). With `size=(H, W)` every image is brought to it by
+    the `fit` policy (`medicraft_hf.data.native_size`: resize, crop, pad, physical).
     A missing `image_id` becomes a hash of the pixels (stable and de-identified).
 
     With a `work_dir`, rows are converted in chunks of `chunk_size` saved there, and a
@@ -235,7 +244,7 @@ def rows_to_dataset(
     or mostly saturated are problems too (`images.check_plausible`).
     """
     problems = problems if problems is not None else Problems()
-    converter = _RowConverter(list(class_names), size, problems, max_pixels)
+    converter = _RowConverter(list(class_names), size, problems, max_pixels, fit)
     if work_dir is None:
         dataset = converter.dataset(enumerate(rows))
     else:
@@ -342,6 +351,7 @@ def build_dataset_dict(
     work_dir: str | os.PathLike | None = None,
     split_by: str = "patient",
     max_pixels: int | None = None,
+    fit: str = "resize",
 ) -> DatasetDict:
     """rows -> validated dataset -> every class present -> split by patient (leakage-checked).
 
@@ -355,6 +365,6 @@ def build_dataset_dict(
     check_split_by(split_by)
     dataset = rows_to_dataset(rows, class_names, size=size, skip_invalid=skip_invalid, problems=problems, work_dir=work_dir,
                               require_patient_id=split_by == "patient", require_every_class=True,
-                              max_pixels=max_pixels)
+                              max_pixels=max_pixels, fit=fit)
     check_classes_present(dataset)  # again: --skip-invalid may have emptied a class
     return split_by_patient(dataset, seed=seed, fractions=fractions or DEFAULT_FRACTIONS, split_by=split_by)

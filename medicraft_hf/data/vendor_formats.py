@@ -4,16 +4,8 @@ A `Volume` holds the B-scans of one exam as the library read them plus what the 
 says about the exam: the raw patient id and exam key (hashed by `vendor.vendor_rows`,
 never stored), the eye, the scan pattern with each B-scan's angle or position, and the
 pixel spacing. Names, birth dates, serials, dates and free text are never copied out of
-the library's objects. What each format's header gives (docs/building.md, "Vendor
-exports"):
-
-| format | library | eye | pattern | angle / position | spacing (depth, lateral) |
-| --- | --- | --- | --- | --- | --- |
-| Heidelberg `.vol` | eyepy `vol_format` | header | header (3/4 raster, 5 radial) | from each B-scan's start/end (mm) | header |
-| Heidelberg `.e2e` | oct-converter `E2E` | per volume | 9006 text ("Star" radial, "Volume" raster) | radial i*180/N; no raster mm (E2E stores degrees) | depth only |
-| Topcon `.fds`/`.fda` | oct-converter `FDS`/`FDA` | header | header (2 raster, 3 radial) | radial i*180/N; raster i * slice spacing | header |
-| Bioptigen `.oct` | oct-converter `BOCT` | file name (OD/OS) | header (1 raster, 3 radial) | radial i*180/N; raster i * el. length/(N-1) | header |
-| Optovue `.oct` | oct-converter `POCT` | .txt filespec | not stated | none | .txt, when stated |
+the library's objects. What each format's header gives, and why each library was picked,
+is in docs/building.md ("Vendor exports").
 """
 
 from __future__ import annotations
@@ -105,13 +97,15 @@ def read_heidelberg_vol(path: Path) -> list[Volume]:
     import construct
     from eyepy.io.he.vol_reader import vol_format
 
-    try:
-        with open(path, "rb") as f:
+    with open(path, "rb") as f:
+        if not f.read(12).startswith(b"HSF-OCT"):  # every VOL export starts with its version, HSF-OCT-1xx
+            raise InvalidImageError(path, "not a Heidelberg VOL file (no HSF-OCT header)", REEXPORT)
+        f.seek(0)
+        try:
             parsed = vol_format.parse_stream(f)
-    except (construct.ConstructError, ValueError, OverflowError) as err:
-        raise InvalidImageError(path, f"not a readable Heidelberg VOL file (eyepy: {type(err).__name__})", REEXPORT) from None
-    if not str(parsed.version).startswith("HSF-OCT"):
-        raise InvalidImageError(path, f"not a Heidelberg VOL file (version field {str(parsed.version)[:8]!r})", REEXPORT)
+        except (construct.ConstructError, ValueError, OverflowError) as err:
+            raise InvalidImageError(path, f"truncated or damaged Heidelberg VOL file (eyepy: {type(err).__name__})",
+                                    REEXPORT) from None
     bscans = [np.array(b.data, dtype=np.float32) for b in parsed.bscans]
     starts = [(b.start_x, b.start_y) for b in parsed.bscans]
     ends = [(b.end_x, b.end_y) for b in parsed.bscans]
@@ -197,16 +191,19 @@ def is_bioptigen(path: Path) -> bool:
 
 
 def read_bioptigen(path: Path) -> list[Volume]:
+    import construct
     from oct_converter.readers import BOCT
     from oct_converter.readers.binary_structs import boct_binary
 
     try:
+        # oct-converter prints a frame it cannot read and keeps going: parse every frame's place first.
+        try:
+            frames = boct_binary.bioptigen_file_structure.parse_file(path).data
+        except construct.StreamError:
+            frames = None
+        if not frames or frames[-1].image.end > path.stat().st_size:
+            raise InvalidImageError(path, "truncated Bioptigen file: its frames end before the header says", REEXPORT)
         header = boct_binary.bioptigen_oct_header_struct.parse_file(path)
-        # oct-converter prints a frame that cannot be read and keeps going: check the sizes first.
-        expected = header.framecount.value * header.linecount.value * header.linelength.value * 2
-        if path.stat().st_size < expected:
-            raise InvalidImageError(path, f"truncated Bioptigen file: {path.stat().st_size} bytes, its header "
-                                          f"declares more than {expected} bytes of pixels", REEXPORT)
         if header.dopplerflag.value:
             raise InvalidImageError(path, "unsupported Bioptigen variant: Doppler frames", "export the structural scan only")
         with _quiet() as (_, out):
