@@ -232,3 +232,37 @@ def test_fit_policy_recorded_in_card_and_rows_without_spacing_named(tmp_path, ca
     assert main([*args, "--out", str(tmp_path / "b2")]) == 2
     err = capsys.readouterr().err
     assert "nospacing.oct[0]: no pixel spacing" in err and "--fit pad" in err
+
+
+def test_kermany_manifest_and_vendor_files_end_in_one_schema_split_by_patient(tmp_path):
+    from medicraft_hf.data.split import check_no_patient_leakage
+    from medicraft_hf.schema import oct_features
+    from tests.data_inputs import kermany_tree
+
+    kermany = kermany_tree(tmp_path / "OCT2017", patients_per_class=3)
+    vendor = tmp_path / "exports"
+    for c, cls in enumerate(("healthy", "melanoma")):
+        for p in range(2):
+            write_heidelberg_vol(vendor / cls / f"{p}.vol", known_bscans(3, H, W, 40 + 2 * c + p),
+                                 patient_id=f"PLANTEDMRN-{c}{p}")
+    # A manifest may list vendor files beside image files; vendor files bring their own patient.
+    (tmp_path / "img").mkdir()
+    lines = ["filename,diagnosis,patient_id"]
+    for i in range(4):
+        Image.fromarray(known_bscans(1, H, W, 60 + i)[0]).save(tmp_path / "img" / f"s{i}.png")
+        lines.append(f"img/s{i}.png,{('healthy', 'melanoma')[i % 2]},MRN{i}")
+    lines += ["exports/healthy/0.vol,healthy,", "exports/melanoma/0.vol,melanoma,"]
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    builds = {"kermany": [str(kermany), "--from", "kermany"], "vendor": [str(vendor), "--from", "vendor"],
+              "manifest": [str(tmp_path / "manifest.csv"), "--from", "manifest"]}
+    for name, args in builds.items():
+        assert main(["build", *args, "--out", str(tmp_path / name), "--fractions", "0.5,0.5,0"]) == 0, name
+        ds = load_oct_dataset(tmp_path / name)
+        names = ds["train"].features["label"].names
+        assert all(d.features == oct_features(names) for d in ds.values()), name
+        check_no_patient_leakage(ds)
+        patients = [set(d["patient_id"]) for d in ds.values()]
+        assert all(p for p in patients) and not set.intersection(*patients), name
+    rows = [r for d in load_oct_dataset(tmp_path / "manifest").values() for r in d]
+    assert len(rows) == 4 + 2 * 3 and {r["patient_id"] for r in rows if r["bscan_index"] is not None} == {
+        pseudonym("PLANTEDMRN-00"), pseudonym("PLANTEDMRN-10")}
