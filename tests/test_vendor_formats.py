@@ -167,12 +167,16 @@ def test_bad_vendor_files_are_each_named_then_skipped_with_report(tmp_path, caps
     write_heidelberg_e2e(root / "melanoma" / "sizes.e2e",
                          [dict(codes=[e2e_codes_for(s) for s in sizes], eye="L", pattern="OCT ART Volume", scale_y=0.0039)])
     write_heidelberg_vol(root / "melanoma" / "good.vol", known_bscans(3, H, W, 27), patient_id="PLANTEDMRN-V2")
+    write_heidelberg_e2e(root / "melanoma" / "mixed.e2e",
+                         [dict(codes=e2e_codes_for(known_bscans(2, H, W, 28)), eye="L", pattern="OCT ART Volume",
+                               scale_y=0.0039, patient_db=p) for p in (1, 2)])
     out = tmp_path / "built"
     assert main(["build", str(root), "--from", "vendor", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     expected = {"foreign.vol": "not a Heidelberg VOL file", "cut.fds": "not a readable Topcon .fds file",
                 "cut.oct": "truncated Bioptigen file", "lonely.oct": "neither a Bioptigen .oct",
-                "two_scans.oct": "unsupported Optovue variant: 2 scans", "sizes.e2e": "its B-scans differ in size"}
+                "two_scans.oct": "unsupported Optovue variant: 2 scans", "sizes.e2e": "its B-scans differ in size",
+                "mixed.e2e": "volumes of several patients in one file"}
     for name, why in expected.items():
         lines = [line for line in err.splitlines() if name in line]
         assert len(lines) == 1 and why in lines[0] and "->" in lines[0], (name, err)
@@ -232,6 +236,8 @@ def test_fit_policy_recorded_in_card_and_rows_without_spacing_named(tmp_path, ca
     assert main([*args, "--out", str(tmp_path / "b2")]) == 2
     err = capsys.readouterr().err
     assert "nospacing.oct[0]: no pixel spacing" in err and "--fit pad" in err
+    assert main(["build", str(root), "--from", "vendor", "--out", str(tmp_path / "b3"), "--fit", "crop"]) == 2
+    assert "--fit crop needs --size HxW" in capsys.readouterr().err
 
 
 def test_kermany_manifest_and_vendor_files_end_in_one_schema_split_by_patient(tmp_path):

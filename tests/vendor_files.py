@@ -120,21 +120,21 @@ def write_heidelberg_e2e(path: Path, volumes, *, patient_id: str = "PLANTEDMRN-E
                                                   sex="F", patient_id=patient_id))
     containers.append((1, -1, -1, -1, 0, 9, patient))
     for v, vol in enumerate(volumes):
-        series = 10 + v
+        series, pid = 10 + v, vol.get("patient_db", 1)  # patient_db: the file's internal patient number
         codes = vol["codes"]  # (n, h, w), or a list of 2-D arrays (B-scans of differing sizes)
         n = len(codes)
-        containers.append((1, 1, series, -1, 0, 3, e2e.pre_data.build(dict(unknown=0, laterality=vol["eye"]))))
+        containers.append((pid, 1, series, -1, 0, 3, e2e.pre_data.build(dict(unknown=0, laterality=vol["eye"]))))
         # Type 11 holds the eye too (eyepy reads it; oct-converter reads type 3).
-        containers.append((1, 1, series, -1, 0, 11, e2e.lat_structure.build(dict(unknown=[0] * 14, laterality=vol["eye"],
+        containers.append((pid, 1, series, -1, 0, 11, e2e.lat_structure.build(dict(unknown=[0] * 14, laterality=vol["eye"],
                                                                                 unknown2=0))))
         text = [vol["pattern"], "FREETEXT-NOTE"]
-        containers.append((1, 1, series, -1, 0, 9006, e2e.scan_pattern.build(dict(n_strings=2, string_size=128, text=text))))
+        containers.append((pid, 1, series, -1, 0, 9006, e2e.scan_pattern.build(dict(n_strings=2, string_size=128, text=text))))
         for kind, struct_, strings in ((9005, e2e.examined_structure, ["Retina"]),
                                        (9007, e2e.enface_modality, ["Infra-Red", "IR"]),
                                        (9008, e2e.oct_modality, ["OCT", "OCT"]),
                                        (9001, e2e.device_name, ["Heidelberg Retina Angiograph", "HRA", "SN-884422"])):
             payload = struct_.build(dict(n_strings=len(strings), string_size=128, text=strings))
-            containers.append((1, 1, series, -1, 0, kind, payload))
+            containers.append((pid, 1, series, -1, 0, kind, payload))
         for i in range(n):
             h, w = codes[i].shape
             start, end = vol["positions"][i] if "positions" in vol else ((0.0, float(i)), (20.0, float(i)))
@@ -143,9 +143,9 @@ def write_heidelberg_e2e(path: Path, volumes, *, patient_id: str = "PLANTEDMRN-E
                         imgSizeWidth=w, numImages=n, aktImage=i, scanType=0, centrePosX=0.0, centrePosY=0.0, unknown5=0,
                         acquisitionTime=129877003320000000, numAve=16, imgQuality=30.0)
             # 428 bytes as devices write it: oct-converter reads the first 104, eyepy all of them.
-            containers.append((1, 1, series, 2 * i, 0, 10004, e2e.bscan_metadata.build(meta).ljust(428, b"\0")))
+            containers.append((pid, 1, series, 2 * i, 0, 10004, e2e.bscan_metadata.build(meta).ljust(428, b"\0")))
             image = e2e.image_structure.build(dict(size=h * w * 2, type=35652097, unknown=h * w, height=h, width=w))
-            containers.append((1, 1, series, 2 * i, 1, 1073741824, image + codes[i].astype("<u2").tobytes()))
+            containers.append((pid, 1, series, 2 * i, 1, 1073741824, image + codes[i].astype("<u2").tobytes()))
 
     n_entries = len(containers)
     directory_at = 36 + 52

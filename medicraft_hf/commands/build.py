@@ -25,7 +25,7 @@ SOURCES = ("folders", "kermany", "manifest", "vendor")
 FIT_POLICIES = ("resize", "crop", "pad", "physical")  # medicraft_hf.data.native_size.FIT_POLICIES (not imported: fast --help)
 SPLIT_BY = ("patient", "image")  # medicraft_hf.data.split.SPLIT_BY (not imported: `datasets` costs seconds)
 # The library's argument names -> this command's flags (for errors, see medicraft_hf.errors).
-FLAGS = {"max_pixels": "--max-pixels"}
+FLAGS = {"max_pixels": "--max-pixels", "fit": "--fit"}
 
 
 def add_arguments(parser) -> None:
@@ -119,11 +119,14 @@ def run(args) -> int:
     from medicraft_hf.data.manifest import manifest_rows
     from medicraft_hf.data.native_size import fit_statement
     from medicraft_hf.data.problems import InvalidInputError, MissingPatientIdError, Problems
+    from medicraft_hf.errors import ArgumentError
     from medicraft_hf.parsing import parse_fractions, parse_size
 
     out = Path(args.out)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     size = parse_size(args.size, "--size") if args.size else None
+    if args.fit != "resize" and size is None:  # nothing to fit into: say so rather than ignore the flag
+        raise ArgumentError("fit", f"{{argument}} {args.fit} needs --size HxW (the training size to fit into).")
     fractions = parse_fractions(args.fractions, "--fractions")
     vendor = {"img_shape": parse_size(args.img_shape, "--img-shape"), "planes": args.planes,
               "max_pixels": max_pixels_budget(args.max_pixels)}

@@ -136,6 +136,10 @@ def read_heidelberg_e2e(path: Path) -> list[Volume]:
     damaged = {str(w.message).split("image id ")[1].split()[0] for w in caught if "Could not reshape image id" in str(w.message)}
     if not volumes:
         raise InvalidImageError(path, "no OCT volume in the E2E file (oct-converter found no B-scan)", REEXPORT)
+    if len({str(v.volume_id).split("_")[0] for v in volumes}) > 1:  # ids are "<patient>_<study>_<series>"
+        raise InvalidImageError(path, "unsupported E2E variant: volumes of several patients in one file (oct-converter "
+                                      "keeps one patient id per file, so they could not be split by patient)",
+                                "export each patient's exams to a file of their own")
     out = []
     patterns = (volumes[0].metadata or {}).get("scan_pattern", {})
     for number, vol in enumerate(volumes, 1):
