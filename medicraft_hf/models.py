@@ -37,12 +37,24 @@ SCHEDULERS = {
 assert tuple(SCHEDULERS) == SCHEDULER_NAMES  # the CLI offers the names without importing diffusers
 
 
-def make_scheduler(name: str, config):
-    """A scheduler of the named kind built from another scheduler's config."""
+def make_scheduler(name: str, config, latent: bool = False):
+    """A scheduler of the named kind built from another scheduler's config.
+
+    `latent=True` (a pipeline with a VAE): no thresholding, since latents are not images in
+    [-1, 1] and clipping them there would destroy them."""
     if name not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
     cls, overrides = SCHEDULERS[name]
+    if latent:
+        overrides = {k: v for k, v in overrides.items() if k not in _THRESHOLD}
+        if "thresholding" in cls.from_config(config).config:
+            overrides["thresholding"] = False
     return cls.from_config(config, **overrides)
+
+
+def scheduler_for(pipe: OCTDiffusionPipeline, name: str):
+    """A new scheduler of the named kind for `pipe` (pixel or latent), from its scheduler's config."""
+    return make_scheduler(name, pipe.scheduler.config, latent=pipe.vae is not None)
 
 
 def load_pipeline(model: str | Path | None = None, revision: str | None = None,
@@ -61,7 +73,7 @@ def load_pipeline(model: str | Path | None = None, revision: str | None = None,
         source = str(source)
     pipe = OCTDiffusionPipeline.from_pretrained(source, revision=revision, use_safetensors=True)
     if scheduler is not None:
-        pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
+        pipe.scheduler = scheduler_for(pipe, scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -2,7 +2,8 @@
 # `pipeline.py` beside every saved model, so plain diffusers can load the model with
 #   DiffusionPipeline.from_pretrained(model_dir, custom_pipeline=model_dir)
 # without medicraft_hf installed.
-"""Class-conditional DDPM pipeline for grayscale, rectangular OCT B-scans."""
+"""Class-conditional diffusion pipeline for grayscale, rectangular OCT B-scans, in pixel
+space or (with a `vae`) in the latent space of a one-channel `AutoencoderKL`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DiffusionPipeline, UNet2DModel
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
@@ -58,15 +59,22 @@ class OCTDiffusionPipeline(DiffusionPipeline):
     learned null class used for classifier-free guidance (training drops labels to it).
 
     Args:
-        unet: `UNet2DModel` with `in_channels=out_channels=1` and class embeddings.
+        unet: `UNet2DModel` with class embeddings; `in_channels=out_channels=1` in pixel
+            space, the VAE's `latent_channels` in latent space.
         scheduler: any diffusers scheduler (swap with `Scheduler.from_config`).
         class_names: label vocabulary, in label-id order.
+        vae: optional one-channel `AutoencoderKL`. With it the UNet denoises latents
+            (`vae.config.scaling_factor` times the encoder's mean) and the VAE decodes them;
+            without it (`None`) the UNet denoises pixels.
     """
 
-    model_cpu_offload_seq = "unet"
+    model_cpu_offload_seq = "unet->vae"
+    _optional_components = ["vae"]
 
-    def __init__(self, unet: UNet2DModel, scheduler, class_names: Optional[Union[List[str], str]] = None):
+    def __init__(self, unet: UNet2DModel, scheduler, class_names: Optional[Union[List[str], str]] = None,
+                 vae: Optional[AutoencoderKL] = None):
         super().__init__()
+        check_components(unet, vae)
         num_embeds = unet.config.num_class_embeds
         if num_embeds is None or num_embeds < 2:
             raise ValueError("The UNet must be class-conditional (num_class_embeds = classes + 1 null class).")
@@ -80,7 +88,7 @@ class OCTDiffusionPipeline(DiffusionPipeline):
                 f"{len(class_names)} class names {class_names} do not match the UNet's "
                 f"{num_embeds} class embeddings (classes + 1 null class)."
             )
-        self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_modules(unet=unet, scheduler=scheduler, vae=vae)
         # One JSON string, not a list: diffusers reads every list in model_index.json as a
         # (library, class) component, which breaks from_pretrained from the Hub.
         self.register_to_config(class_names=json.dumps(class_names))
@@ -96,9 +104,20 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         return len(self.class_names)
 
     @property
-    def image_size(self) -> tuple:
+    def latent_size(self) -> tuple:
+        """(H, W) of what the UNet denoises: the image in pixel space, the latent with a VAE."""
         size = self.unet.config.sample_size
         return (size, size) if isinstance(size, int) else tuple(size)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent, per side (1 without a VAE)."""
+        return 1 if self.vae is None else vae_scale_factor(self.vae)
+
+    @property
+    def image_size(self) -> tuple:
+        height, width = self.latent_size
+        return (height * self.vae_scale_factor, width * self.vae_scale_factor)
 
     def class_id(self, label: Union[int, str]) -> int:
         """A class name or id as an id, with a clear error for unknown classes."""
@@ -173,7 +192,8 @@ class OCTDiffusionPipeline(DiffusionPipeline):
             guidance_scale: classifier-free guidance weight; 1.0 is plain conditional
                 sampling, larger values follow the class more strongly.
             generator: a `torch.Generator`, or one per image for per-image reproducibility.
-            latents: initial noise (N, 1, H, W), overriding `generator` for the start.
+            latents: initial noise (N, C, h, w) of the UNet's input shape (the image's in
+                pixel space, the latent's with a VAE), overriding `generator` for the start.
             output_type: "pil", "np" or "pt".
             batch_invariant: make each image's pixels independent of the batch it is in and of
                 the thread count (slower): the UNet sees one image per call, with the kernels
@@ -191,7 +211,7 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         if isinstance(generator, list) and len(generator) != batch:
             raise ValueError(f"Got {len(generator)} generators for {batch} images; pass one per image or one in all.")
 
-        height, width = self.image_size
+        height, width = self.latent_size
         shape = (batch, self.unet.config.in_channels, height, width)
         dtype = self.unet.dtype
         if latents is None:
@@ -219,6 +239,8 @@ class OCTDiffusionPipeline(DiffusionPipeline):
                     cond, uncond = output.chunk(2)
                     output = uncond + guidance_scale * (cond - uncond)
                 latents = self.scheduler.step(output, t, latents, **step_kwargs).prev_sample
+            if self.vae is not None:
+                latents = self._decode(latents, batch_invariant)
 
         images = (latents / 2 + 0.5).clamp(0, 1).float()
         if output_type == "pt":
@@ -235,31 +257,77 @@ class OCTDiffusionPipeline(DiffusionPipeline):
     def _predict(self, x: torch.Tensor, t, labels: torch.Tensor, one_at_a_time: bool) -> torch.Tensor:
         if not one_at_a_time:
             return self.unet(x, t, class_labels=labels).sample
-        # Kernels pick their blocking (and so their summation order) by batch shape.
-        def one(i: int) -> torch.Tensor:
-            with torch.no_grad():  # grad mode is per thread: the pool's threads need it too
-                return self.unet(x[i : i + 1], t, class_labels=labels[i : i + 1]).sample
+        return _one_image_per_call(lambda i: self.unet(x[i : i + 1], t, class_labels=labels[i : i + 1]).sample,
+                                   x)
 
-        threads = torch.get_num_threads()
-        if x.device.type != "cpu" or threads == 1:
-            return torch.cat([one(i) for i in range(len(x))])
-        # On CPU every UNet call runs on exactly one thread, a lone image included: BLAS splits
-        # a product's sums by thread (MKL with 2 threads on a one-image call), and how it splits
-        # them differs between CPUs. Images of a batch run side by side, one thread each.
-        torch.set_num_threads(1)
-        try:
-            if len(x) == 1:
-                return one(0)
-            with ThreadPoolExecutor(min(threads, len(x))) as pool:
-                return torch.cat(list(pool.map(one, range(len(x)))))
-        finally:
-            torch.set_num_threads(threads)
+    def _decode(self, latents: torch.Tensor, one_at_a_time: bool) -> torch.Tensor:
+        """Latents (scaled as the UNet sees them) to images in [-1, 1]."""
+        config = self.vae.config
+        latents = latents / config.scaling_factor + (config.shift_factor or 0.0)
+        latents = latents.to(self.vae.dtype)
+        if not one_at_a_time:
+            return self.vae.decode(latents).sample
+        return _one_image_per_call(lambda i: self.vae.decode(latents[i : i + 1]).sample, latents)
+
+    def with_scheduler(self, scheduler) -> "OCTDiffusionPipeline":
+        """A new pipeline sharing this one's models (UNet and VAE) with another scheduler object:
+        a scheduler keeps state while it samples, so concurrent jobs each need their own."""
+        return type(self)(unet=self.unet, scheduler=scheduler, class_names=self.class_names, vae=self.vae)
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: Union[str, os.PathLike], *args, **kwargs):
         """Save as usual, plus this file as `pipeline.py` for plain-diffusers loading."""
         super().save_pretrained(save_directory, *args, **kwargs)
         shutil.copyfile(os.path.abspath(__file__), os.path.join(save_directory, "pipeline.py"))
+
+
+def _one_image_per_call(one_image, x: torch.Tensor) -> torch.Tensor:
+    """`one_image(i)` for every image of the batch `x`, each in its own call (batch-invariant).
+
+    Kernels pick their blocking (and so their summation order) by batch shape."""
+    def one(i: int) -> torch.Tensor:
+        with torch.no_grad():  # grad mode is per thread: the pool's threads need it too
+            return one_image(i)
+
+    threads = torch.get_num_threads()
+    if x.device.type != "cpu" or threads == 1:
+        return torch.cat([one(i) for i in range(len(x))])
+    # On CPU every UNet (and VAE) call runs on exactly one thread, a lone image included: BLAS
+    # splits a product's sums by thread (MKL with 2 threads on a one-image call), and how it
+    # splits them differs between CPUs. Images of a batch run side by side, one thread each.
+    torch.set_num_threads(1)
+    try:
+        if len(x) == 1:
+            return one(0)
+        with ThreadPoolExecutor(min(threads, len(x))) as pool:
+            return torch.cat(list(pool.map(one, range(len(x)))))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def vae_scale_factor(vae) -> int:
+    """Pixels per latent, per side: each encoder level but the last halves the size."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def check_components(unet, vae) -> None:
+    """A UNet and a VAE that cannot work together fail here, before any sampling."""
+    unet_channels = (unet.config.in_channels, unet.config.out_channels)
+    if vae is None:
+        if unet_channels != (1, 1):
+            raise ValueError(f"A pixel-space UNet has 1 input and 1 output channel, this one {unet_channels}; "
+                             "a UNet trained on latents needs its vae (pass vae=).")
+        return
+    if vae.config.in_channels != 1 or vae.config.out_channels != 1:
+        raise ValueError(f"The VAE must have 1 image channel (grayscale OCT), it has in/out "
+                         f"{vae.config.in_channels}/{vae.config.out_channels}.")
+    latent = vae.config.latent_channels
+    if unet_channels != (latent, latent):
+        raise ValueError(f"The UNet has {unet_channels[0]} input and {unet_channels[1]} output channels, the "
+                         f"VAE's latents {latent}: train the UNet on this VAE's latents.")
+    if not vae.config.scaling_factor or not math.isfinite(vae.config.scaling_factor):
+        raise ValueError(f"The VAE's scaling_factor is {vae.config.scaling_factor!r}; set it to 1 / the latents' "
+                         "standard deviation (training/train_vae.py measures it).")
 
 
 @contextlib.contextmanager

@@ -19,8 +19,10 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def build_unet(num_classes: int, preset: str = "cpu-small", resolution=None) -> UNet2DModel:
-    """A class-conditional grayscale UNet; `num_classes + 1` embeddings (the last is null)."""
+def build_unet(num_classes: int, preset: str = "cpu-small", resolution=None, channels: int = 1) -> UNet2DModel:
+    """A class-conditional UNet; `num_classes + 1` embeddings (the last is null).
+
+    `channels` is 1 for grayscale pixels, the VAE's latent channels for a latent model."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown UNet preset {preset!r}; choose one of {sorted(PRESETS)}.")
     cfg = dict(PRESETS[preset])
@@ -33,8 +35,8 @@ def build_unet(num_classes: int, preset: str = "cpu-small", resolution=None) -> 
     up = ("AttnUpBlock2D",) + ("UpBlock2D",) * (levels - 1)
     return UNet2DModel(
         sample_size=tuple(cfg["sample_size"]),
-        in_channels=1,
-        out_channels=1,
+        in_channels=channels,
+        out_channels=channels,
         block_out_channels=tuple(widths),
         layers_per_block=cfg["layers_per_block"],
         down_block_types=down,

@@ -27,7 +27,7 @@ from medicraft_hf.generate import (
     model_revision_of,
     write_batch_downloads,
 )
-from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS, load_pipeline, make_scheduler, model_id_of
+from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS, load_pipeline, model_id_of, scheduler_for
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.sampling_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS
 
@@ -145,8 +145,7 @@ class Generator:
     def pipeline_for(self, scheduler: str) -> OCTDiffusionPipeline:
         """A pipeline with a new scheduler object: a scheduler keeps state while it samples, so a
         request abandoned mid-way (a cancel) must not share it with the next one."""
-        pipe = OCTDiffusionPipeline(self.pipe.unet, make_scheduler(scheduler, self.pipe.scheduler.config),
-                                    class_names=self.class_names)
+        pipe = self.pipe.with_scheduler(scheduler_for(self.pipe, scheduler))
         # The denoising loop's tqdm bar, which gr.Progress(track_tqdm=True) shows step by step.
         pipe.set_progress_bar_config(desc="Denoising", leave=False)
         return pipe

@@ -23,3 +23,15 @@ def save_tiny_pipeline(directory: str | Path, **kwargs) -> Path:
     directory = Path(directory)
     tiny_pipeline(**kwargs).save_pretrained(directory)
     return directory
+
+
+def tiny_latent_pipeline(class_names=CLASS_NAMES, seed: int = 0, resolution=(32, 64)) -> OCTDiffusionPipeline:
+    """An untrained latent pipeline: the `tiny` VAE (2x per side) and a UNet on its latents."""
+    from medicraft_hf.vae import build_vae
+
+    torch.manual_seed(seed)
+    vae = build_vae("tiny", resolution)
+    vae.register_to_config(scaling_factor=0.7)  # not 1, so a missing scale would show
+    latent = (resolution[0] // 2, resolution[1] // 2)
+    unet = build_unet(len(class_names), preset="tiny", resolution=latent, channels=vae.config.latent_channels)
+    return OCTDiffusionPipeline(unet, DDPMScheduler(num_train_timesteps=1000), class_names=list(class_names), vae=vae)

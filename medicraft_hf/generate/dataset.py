@@ -33,7 +33,7 @@ from medicraft_hf.generate.run_folder import (
 from medicraft_hf.generate.sampling import sample_block
 from medicraft_hf.generate.settings import GenerationOptions, GenerationSettings, model_id_of_pipe, model_revision_of
 from medicraft_hf.io import write_json_atomic, write_text_atomic
-from medicraft_hf.models import DEFAULT_SCHEDULER, load_pipeline, make_scheduler, model_id_of
+from medicraft_hf.models import DEFAULT_SCHEDULER, load_pipeline, model_id_of, scheduler_for
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.sampling_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS
 from medicraft_hf.schema import oct_features
@@ -134,9 +134,9 @@ def _pipeline_and_settings(pipe, model, revision, scheduler, num_inference_steps
         model_id, model_revision = model_id_of(model), model_revision_of(model, revision, own)
     else:
         # A fresh scheduler object either way: its state belongs to this job alone.
-        new_scheduler = make_scheduler(scheduler, pipe.scheduler.config) if scheduler else \
+        new_scheduler = scheduler_for(pipe, scheduler) if scheduler else \
             type(pipe.scheduler).from_config(pipe.scheduler.config)
-        own = OCTDiffusionPipeline(unet=pipe.unet, scheduler=new_scheduler, class_names=pipe.class_names)
+        own = pipe.with_scheduler(new_scheduler)  # the same UNet (and VAE, if any)
         model_id = model_id_of(model) if model is not None else model_id_of_pipe(pipe)
         model_revision = None
     own.set_progress_bar_config(disable=True)

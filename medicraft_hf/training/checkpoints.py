@@ -2,7 +2,7 @@
 
 Layout of `<output_dir>/checkpoint-<step>/` (stable: resuming old runs depends on it):
     model.safetensors, optimizer.bin, scheduler.bin, random_states_<rank>.pkl   (accelerate)
-    unet_ema/                      EMA weights (diffusers `EMAModel.save_pretrained`)
+    unet_ema/                      EMA weights (diffusers `EMAModel.save_pretrained`; the VAE's too)
     noise_rng_<rank>.safetensors   the generator that draws noise, timesteps and label drops
     training_state.json            written last; a folder without it is not a checkpoint
 
@@ -91,8 +91,11 @@ def save_checkpoint(accelerator, output_dir, step: int, *, ema=None, noise_gener
     return final
 
 
-def load_checkpoint(accelerator, path, *, ema=None, noise_generator: torch.Generator) -> dict:
-    """Restore what `save_checkpoint` saved; returns the saved training state."""
+def load_checkpoint(accelerator, path, *, ema=None, noise_generator: torch.Generator, ema_model_cls=None) -> dict:
+    """Restore what `save_checkpoint` saved; returns the saved training state.
+
+    `ema_model_cls`: the class of the EMA'd model (default `UNet2DModel`; the VAE script's
+    `AutoencoderKL`). Its EMA weights sit in `unet_ema/` too: one layout for every script."""
     from diffusers import UNet2DModel
     from diffusers.training_utils import EMAModel
     from diffusers.utils import logging as diffusers_logging
@@ -112,7 +115,7 @@ def load_checkpoint(accelerator, path, *, ema=None, noise_generator: torch.Gener
         verbosity = diffusers_logging.get_verbosity()
         diffusers_logging.set_verbosity_error()
         try:
-            saved = EMAModel.from_pretrained(str(path / EMA_DIR), model_cls=UNet2DModel)
+            saved = EMAModel.from_pretrained(str(path / EMA_DIR), model_cls=ema_model_cls or UNet2DModel)
         finally:
             diffusers_logging.set_verbosity(verbosity)
         ema.load_state_dict(saved.state_dict())

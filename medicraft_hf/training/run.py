@@ -62,15 +62,18 @@ def step_plan(args, train_dataloader, accelerator) -> tuple[int, int, int]:
     return per_epoch, total, math.ceil(total / per_epoch)
 
 
-def resume(accelerator, args, *, ema, noise_generator) -> int:
-    """Restore `--resume_from_checkpoint` (if any) into the prepared objects; the step to go on from."""
+def resume(accelerator, args, *, ema, noise_generator, ema_model_cls=None) -> int:
+    """Restore `--resume_from_checkpoint` (if any) into the prepared objects; the step to go on from.
+
+    `ema_model_cls`: the EMA'd model's class (default `UNet2DModel`)."""
     log = accelerator.print
     path = checkpoints.resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
     if args.resume_from_checkpoint and path is None:
         log("No checkpoint to resume from yet: starting a new run.")
     if path is None:
         return 0
-    state = checkpoints.load_checkpoint(accelerator, path, ema=ema, noise_generator=noise_generator)
+    state = checkpoints.load_checkpoint(accelerator, path, ema=ema, noise_generator=noise_generator,
+                                        ema_model_cls=ema_model_cls)
     if state.get("num_processes", accelerator.num_processes) != accelerator.num_processes:
         log(f"Warning: checkpoint made with {state['num_processes']} processes, resuming with "
             f"{accelerator.num_processes}: the data order differs from an uninterrupted run.")
