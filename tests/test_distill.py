@@ -215,3 +215,29 @@ def test_output_dir_of_another_run_is_refused(tmp_path, teacher_dir, dataset_dir
     distill.main(argv(teacher_dir, dataset_dir, out, max_train_steps=1, checkpointing_steps=1, validation_steps=1))
     with pytest.raises(ValueError, match=r"holds a different run \(num_ddim_timesteps: 10 -> 20"):
         distill.main(argv(teacher_dir, dataset_dir, out, num_ddim_timesteps=20, resume_from_checkpoint="latest"))
+
+
+# ------------------------------------------------------------------ generation with a few-step model
+def test_generate_keeps_a_few_step_models_scheduler_and_defaults_to_its_step_count(tmp_path, straight_run,
+                                                                                   teacher_dir):
+    from datasets import load_dataset
+
+    from medicraft_hf.cli import main as cli_main
+    from medicraft_hf.few_step import sampling_choice
+
+    assert cli_main(["generate", "--model", str(straight_run), "--per-class", "1", "--out", str(tmp_path / "s"),
+                     "--seed", "5"]) == 0
+    rows = load_dataset(str(tmp_path / "s"), split="train")
+    assert set(rows["scheduler"]) == {"LCMScheduler"} and set(rows["num_inference_steps"]) == {4}
+    assert len(rows) == len(CLASS_NAMES) and set(rows["model_id"]) == {"straight"}
+    # The same images as the pipeline itself at 4 steps with each row's seed (nothing else changed them).
+    pipe = load_pipeline(straight_run)
+    image = pipe(class_labels=[rows[0]["label"]], num_inference_steps=4, batch_invariant=True,
+                 generator=[torch.Generator().manual_seed(rows[0]["seed"])]).images[0]
+    assert image.tobytes() == rows[0]["image"].tobytes()
+    # A named sampler or step count still wins; an ordinary model gets the library defaults.
+    assert sampling_choice(straight_run, None, "ddim", 2) == {
+        "model": straight_run, "revision": None, "scheduler": "ddim", "num_inference_steps": 2}
+    assert sampling_choice(teacher_dir, None, None, None) == {
+        "model": teacher_dir, "revision": None, "scheduler": None, "num_inference_steps": 20}
+    assert sampling_choice("demo", None, None, None)["model"] is None  # the embedded default, by name

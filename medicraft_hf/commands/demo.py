@@ -14,8 +14,9 @@ HELP = "generate a balanced synthetic dataset + sample grid with the embedded de
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="outputs/demo", help="output folder")
     parser.add_argument("--per-class", type=int, default=25, help="images of every class")
-    parser.add_argument("--model", default=None, help="pipeline folder or Hub id (default: the embedded demo model)")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: generate's)")
+    parser.add_argument("--model", default=None, help="pipeline folder or Hub id, or an embedded model: 'demo' "
+                        "(the default) or 'demo-fast' (distilled to 4 steps)")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: generate's for the model)")
     parser.add_argument("--seed", type=int, default=0, help="base seed")
     parser.add_argument("--grid-per-class", type=int, default=8, help="images of each class in the grid")
 
@@ -24,17 +25,17 @@ def run(args) -> int:
     # Heavy imports here so that `medicraft --help` stays fast.
     from medicraft_hf.data.load import load_dataset_folder
     from medicraft_hf.evaluation.anatomy import check_anatomy
+    from medicraft_hf.few_step import sampling_choice
     from medicraft_hf.generate import generate_dataset
     from medicraft_hf.io import atomic_path, write_json_atomic
-    from medicraft_hf.sampling_defaults import DEFAULT_STEPS
     from medicraft_hf.schema import class_names_of
     from medicraft_hf.training.validation import tile
 
     if args.per_class < 1:
         raise ValueError(f"--per-class must be a positive integer, got {args.per_class}.")
     out = Path(args.out)
-    result = generate_dataset(out / "synthetic", per_class=args.per_class, model=args.model, seed=args.seed,
-                              num_inference_steps=args.steps or DEFAULT_STEPS, name="oct-synthetic-demo")
+    result = generate_dataset(out / "synthetic", per_class=args.per_class, seed=args.seed, name="oct-synthetic-demo",
+                              **sampling_choice(args.model, None, None, args.steps))
     print(result.summary())
 
     train = load_dataset_folder(out / "synthetic", split="train")

@@ -15,7 +15,8 @@ HELP = "generate a class-balanced synthetic dataset (resumable, multi-process, o
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default=None, help="pipeline folder or Hub id (default: the embedded demo model)")
+    parser.add_argument("--model", default=None, help="pipeline folder or Hub id, or an embedded model: 'demo' "
+                        "(the default) or 'demo-fast' (distilled to 4 steps)")
     parser.add_argument("--revision", default=None, help="Hub revision of --model")
     parser.add_argument("--out", required=True, help="output folder (Hub layout: README.md + data/*.parquet)")
     how = parser.add_mutually_exclusive_group(required=True)
@@ -23,8 +24,11 @@ def add_arguments(parser) -> None:
     how.add_argument("--counts", metavar="NAME=N,...", help="images per class, e.g. nevus=50,melanoma=200")
     how.add_argument("--balance-to", metavar="DATASET", help="real dataset (folder or Hub id): fill classes up to the majority")
     parser.add_argument("--balance-split", default="train", help="split of --balance-to to count")
-    parser.add_argument("--scheduler", default=defaults.DEFAULT_SCHEDULER, choices=defaults.SCHEDULER_NAMES, help="sampler")
-    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS, help="denoising steps")
+    parser.add_argument("--scheduler", default=None, choices=defaults.SCHEDULER_NAMES,
+                        help=f"sampler (default: {defaults.DEFAULT_SCHEDULER}; a few-step model keeps its own)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"denoising steps (default: {defaults.DEFAULT_STEPS}; {defaults.FEW_STEP_DEFAULT_STEPS} "
+                        "for a few-step model)")
     parser.add_argument("--guidance-scale", type=float, default=defaults.DEFAULT_GUIDANCE_SCALE, help="classifier-free guidance")
     parser.add_argument("--batch-size", type=int, default=defaults.DEFAULT_BATCH_SIZE,
                         help="images per pipeline call (memory and speed only: images do not depend on it)")
@@ -88,13 +92,14 @@ def run(args) -> int:
 
     from medicraft_hf.distributed import leave_process_group
     from medicraft_hf.errors import RunError
+    from medicraft_hf.few_step import sampling_choice
     from medicraft_hf.generate import generate_dataset, parse_counts
 
     counts = parse_counts(args.counts) if args.counts is not None else None
     try:
         result = generate_dataset(
             args.out, counts, per_class=args.per_class, balance_to=args.balance_to, balance_split=args.balance_split,
-            model=args.model, revision=args.revision, scheduler=args.scheduler, num_inference_steps=args.steps,
+            **sampling_choice(args.model, args.revision, args.scheduler, args.steps),
             guidance_scale=args.guidance_scale, seed=args.seed,
             batch_size=args.batch_size, split=args.split, anatomy_filter=anatomy_filter_of(args),
             evaluation_report=args.evaluation_report, name=args.name, overwrite=args.overwrite,

@@ -16,6 +16,8 @@ would need another model class.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from diffusers import LCMScheduler
@@ -27,8 +29,12 @@ _CLIP = {"clip_sample": True, "clip_sample_range": 1.0, "thresholding": False}
 
 def few_step_scheduler(teacher_scheduler_config, num_ddim_timesteps: int) -> LCMScheduler:
     """The sampler a distilled model ships with: the teacher's noise schedule, LCM steps."""
-    return LCMScheduler.from_config(teacher_scheduler_config, original_inference_steps=num_ddim_timesteps,
-                                    set_alpha_to_one=True, **_CLIP)
+    # Only LCMScheduler's own settings: the teacher's solver options would be saved along and
+    # warned about at every load.
+    known = inspect.signature(LCMScheduler.__init__).parameters
+    config = {k: v for k, v in dict(teacher_scheduler_config).items() if k in known}
+    return LCMScheduler.from_config(config, original_inference_steps=num_ddim_timesteps, set_alpha_to_one=True,
+                                    **_CLIP)
 
 
 class ConsistencyDistiller:

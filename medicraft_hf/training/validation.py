@@ -44,3 +44,20 @@ def log_grid(accelerator, grid: PIL.Image.Image, step: int, tag: str = "samples"
             import wandb
 
             tracker.log({tag: wandb.Image(grid)}, step=step)
+
+
+def comparison_grid(rows, per_class: int = 4, seed: int = 0, pad: int = 6) -> PIL.Image.Image:
+    """Per-class grids of several (title, pipeline, steps) stacked, titled, with the same seeds:
+    column j of class c has the same initial noise in every block (e.g. teacher vs distilled)."""
+    blocks = [(title, sample_grid(pipe, per_class=per_class, seed=seed, num_inference_steps=steps))
+              for title, pipe, steps in rows]
+    width = max(grid.width for _, grid in blocks)
+    title_h = 14
+    out = PIL.Image.new("L", (width, sum(grid.height + title_h + pad for _, grid in blocks)), color=0)
+    draw = PIL.ImageDraw.Draw(out)
+    y = 0
+    for title, grid in blocks:
+        draw.text((4, y + 1), title, fill=255)
+        out.paste(grid, (0, y + title_h))
+        y += grid.height + title_h + pad
+    return out
