@@ -35,3 +35,13 @@ def tiny_latent_pipeline(class_names=CLASS_NAMES, seed: int = 0, resolution=(32,
     latent = (resolution[0] // 2, resolution[1] // 2)
     unet = build_unet(len(class_names), preset="tiny", resolution=latent, channels=vae.config.latent_channels)
     return OCTDiffusionPipeline(unet, DDPMScheduler(num_train_timesteps=1000), class_names=list(class_names), vae=vae)
+
+
+def save_tiny_phantom(directory: str | Path, size=(32, 64)) -> Path:
+    """The phantom at a tiny size: 4 patients (48 scans) of two classes, split by patient."""
+    from medicraft_hf.data.build import save_dataset_dict
+    from medicraft_hf.data.phantom import build_phantom_dataset
+
+    dsdict = build_phantom_dataset(4, seed=0, size=size, class_names=["healthy", "nevus"],
+                                   class_weights={"healthy": 0.5, "nevus": 0.5})
+    return save_dataset_dict(dsdict, directory)

@@ -1,26 +1,34 @@
 """OCTDiffusionPipeline with a VAE (latent diffusion) on a tiny real AutoencoderKL + UNet:
-sizes, batch invariance, schedulers, save/load, plain diffusers, Hub round trip, bad pairs."""
+sizes, batch invariance, schedulers, save/load, plain diffusers, Hub round trip, bad pairs;
+training/train_ddpm.py --vae on cached latents, and medicraft generate from the result."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DiffusionPipeline, EulerDiscreteScheduler
+from safetensors.torch import load_file
 
+from medicraft_hf import cli
+from medicraft_hf.data.load import load_oct_dataset
 from medicraft_hf.hub import push_model_folder
 from medicraft_hf.models import SCHEDULERS, load_pipeline, scheduler_for
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.unet import build_unet
 from medicraft_hf.vae import build_vae, check_divisible, encode
-from tests.factories import tiny_latent_pipeline, tiny_pipeline
+from tests.factories import save_tiny_phantom, tiny_latent_pipeline, tiny_pipeline
 
+ROOT = Path(__file__).resolve().parents[1]
 H, W = 32, 64
 
 
@@ -171,3 +179,81 @@ def test_a_vae_and_unet_that_disagree_fail_when_put_together():
                          down_block_types=("DownEncoderBlock2D",) * 5, up_block_types=("UpDecoderBlock2D",) * 5)
     with pytest.raises(ValueError, match=r"40x64 is not divisible by the VAE's factor 16.*32x64"):
         check_divisible("40x64", deep)
+
+
+# ------------------------------------------------------------------ training on latents
+def load_train_ddpm():
+    spec = importlib.util.spec_from_file_location("train_ddpm", ROOT / "training" / "train_ddpm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ddpm_argv(dataset, vae_dir, output_dir, **overrides):
+    args = {"dataset_name": dataset, "vae": vae_dir, "output_dir": output_dir, "preset": "tiny",
+            "resolution": f"{H}x{W}", "train_batch_size": 2, "max_train_steps": 4, "learning_rate": 1e-3,
+            "lr_warmup_steps": 1, "checkpointing_steps": 2, "validation_steps": 4, "num_validation_images": 1,
+            "validation_inference_steps": 2, "class_balanced": True, "mixed_precision": "no", "report_to": "none",
+            "seed": 3}
+    args.update(overrides)
+    argv = []
+    for key, value in args.items():
+        argv += [f"--{key}"] if value is True else [f"--{key}", str(value)] if value is not None else []
+    return argv
+
+
+@pytest.fixture(scope="module")
+def latent_run(tmp_path_factory, pipe):
+    """A VAE folder (the tiny pipeline's, scaling 0.7), the tiny phantom, and a 4-step latent run."""
+    root = tmp_path_factory.mktemp("latent-run")
+    pipe.vae.save_pretrained(root / "vae")
+    dataset = save_tiny_phantom(root / "phantom", size=(H, W))
+    train_ddpm = load_train_ddpm()
+    train_ddpm.main(ddpm_argv(dataset, root / "vae", root / "run"))
+    return root, dataset, train_ddpm
+
+
+def test_train_ddpm_on_cached_latents_saves_a_latent_pipeline_and_resumes_exactly(latent_run, capsys):
+    root, dataset, train_ddpm = latent_run
+    run = root / "run"
+    saved = load_pipeline(run)
+    assert saved.vae is not None and saved.vae.config.scaling_factor == 0.7
+    assert saved.unet.config.in_channels == 2 and saved.latent_size == (H // 2, W // 2) and saved.image_size == (H, W)
+    assert "_name_or_path" not in json.loads((run / "vae" / "config.json").read_text())  # no local path shipped
+    (cache,) = (run / ".latents").glob("latents-*.safetensors")  # encoded once
+    latents = load_file(cache)["latents"]
+    assert latents.shape[1:] == (2, H // 2, W // 2)
+    # The cache holds the scaled posterior means of the training images, in dataset order.
+    first = load_oct_dataset(str(dataset))["train"][0]["image"]
+    pixels = torch.from_numpy(np.asarray(first, dtype=np.float32) / 127.5 - 1)[None, None]
+    torch.testing.assert_close(latents[:1], encode(saved.vae, pixels))
+
+    # Interrupted after step 2, without its cache: resuming re-encodes it and ends in the same weights.
+    resumed = root / "resumed"
+    resumed.mkdir()
+    shutil.copytree(run / "checkpoint-2", resumed / "checkpoint-2")
+    shutil.copy(run / ".training_run.json", resumed / ".training_run.json")
+    train_ddpm.main(ddpm_argv(dataset, root / "vae", resumed, resume_from_checkpoint="latest"))
+    a, b = load_file(run / "checkpoint-4" / "model.safetensors"), load_file(resumed / "checkpoint-4" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(load_file(next((resumed / ".latents").glob("*.safetensors")))["latents"], latents)
+
+
+def test_medicraft_generate_makes_images_from_a_latent_pipeline(latent_run, tmp_path):
+    root, _, _ = latent_run
+    assert cli.main(["generate", "--model", str(root / "run"), "--out", str(tmp_path / "synthetic"),
+                     "--per-class", "2", "--steps", "2"]) == 0
+    ds = load_oct_dataset(str(tmp_path / "synthetic"))["train"]
+    assert len(ds) == 4 and {im.size for im in ds["image"]} == {(W, H)}
+    assert ds[0]["model_revision"].startswith("sha256:")
+
+
+def test_latent_training_refuses_mismatched_models_before_work(latent_run, tmp_path):
+    root, dataset, train_ddpm = latent_run
+    pixel_model = tmp_path / "pixel"
+    tiny_pipeline(class_names=["healthy", "nevus"]).save_pretrained(pixel_model)
+    with pytest.raises(ValueError, match="1 input and 1 output channels, the VAE's latents 2"):
+        train_ddpm.main(ddpm_argv(dataset, root / "vae", tmp_path / "out", init_from=pixel_model))
+    with pytest.raises(FileNotFoundError, match="holds no AutoencoderKL"):
+        train_ddpm.main(ddpm_argv(dataset, tmp_path, tmp_path / "out2"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()

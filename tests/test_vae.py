@@ -15,9 +15,8 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
-from medicraft_hf.data.build import save_dataset_dict
-from medicraft_hf.data.phantom import build_phantom_dataset
 from medicraft_hf.training.autoencoder import fft_magnitude_loss, psnr, random_crops
+from tests.factories import save_tiny_phantom
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 32, 64
@@ -35,9 +34,7 @@ train_vae = load_script()
 
 @pytest.fixture(scope="module")
 def phantom_dir(tmp_path_factory):
-    dsdict = build_phantom_dataset(4, seed=0, size=(H, W), class_names=["healthy", "nevus"],
-                                   class_weights={"healthy": 0.5, "nevus": 0.5})
-    return save_dataset_dict(dsdict, tmp_path_factory.mktemp("data") / "phantom")
+    return save_tiny_phantom(tmp_path_factory.mktemp("data") / "phantom", size=(H, W))
 
 
 def vae_args(dataset, output_dir, **overrides):

@@ -7,6 +7,9 @@
         --checkpointing_steps 250 --resume_from_checkpoint latest --output_dir ddpm-oct
 
 Flags follow diffusers' `examples/unconditional_image_generation/train_unconditional.py`.
+Latent diffusion: `--vae <training/train_vae.py output>` trains the UNet on the VAE's latents of
+the images at `--resolution` (encoded once and cached; `medicraft_hf.training.latents`), and
+the saved pipeline holds the VAE.
 The saved pipeline (`OCTDiffusionPipeline`, EMA weights with `--use_ema`) loads with
 `medicraft_hf.models.load_pipeline(output_dir)` or plain diffusers (`custom_pipeline=`).
 See training/README.md for configs, resuming and multi-GPU runs.
@@ -41,7 +44,7 @@ from medicraft_hf.hub import push_model_folder
 from medicraft_hf.io import atomic_path, write_json_atomic
 from medicraft_hf.models import DEFAULT_SCHEDULER, make_scheduler, weights_digest
 from medicraft_hf.parsing import parse_resolution
-from medicraft_hf.pipeline import OCTDiffusionPipeline
+from medicraft_hf.pipeline import OCTDiffusionPipeline, check_components, vae_scale_factor
 from medicraft_hf.sources import public_name
 from medicraft_hf.training import checkpoints
 from medicraft_hf.training.data import (
@@ -53,8 +56,10 @@ from medicraft_hf.training.data import (
     validate_training_dataset,
     with_training_transform,
 )
+from medicraft_hf.training.latents import encoded_dataset, load_vae
 from medicraft_hf.training.validation import log_grid, sample_grid
 from medicraft_hf.unet import PRESETS, build_unet, unet_from_pipeline
+from medicraft_hf.vae import check_divisible
 
 # Hidden, so that pushes (which skip hidden files) never publish local dataset paths.
 RUN_FILE = ".training_run.json"
@@ -65,6 +70,7 @@ RUN_IDENTITY = (
     "gradient_accumulation_steps", "learning_rate", "lr_scheduler", "lr_warmup_steps", "adam_beta1", "adam_beta2",
     "adam_weight_decay", "adam_epsilon", "max_grad_norm", "use_ema", "ema_inv_gamma", "ema_power", "ema_max_decay",
     "cfg_dropout_prob", "class_balanced", "init_from", "ddpm_num_steps", "ddpm_beta_schedule", "prediction_type", "seed",
+    "vae",
 )
 
 
@@ -92,7 +98,11 @@ def parse_args(argv=None):
                         "died on another node).")
     # model
     p.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS), help="UNet size.")
-    p.add_argument("--resolution", default=None, help="HxW, e.g. 64x128 (default: the preset's).")
+    p.add_argument("--resolution", default=None, help="HxW of the images, e.g. 64x128 (default: the preset's; with "
+                   "--vae, the preset's times the VAE's factor).")
+    p.add_argument("--vae", default=None,
+                   help="Latent diffusion: an AutoencoderKL (training/train_vae.py's output_dir, a latent pipeline "
+                        "or a Hub id). The UNet (--preset widths) then works on its latents.")
     p.add_argument("--init_from", default=None,
                    help="Start from the UNet weights of a saved pipeline (folder or Hub id), e.g. to fine-tune the "
                         "demo model on your data or to switch --prediction_type; --preset is then ignored.")
@@ -143,7 +153,10 @@ def parse_args(argv=None):
                    help="Push as a private repo (default); --no-hub_private_repo makes it public.")
     args = p.parse_args(argv)
 
-    args.resolution = "x".join(map(str, parse_resolution(args.resolution or PRESETS[args.preset]["sample_size"])))
+    if args.resolution is None and args.vae is None:
+        args.resolution = PRESETS[args.preset]["sample_size"]
+    if args.resolution is not None:
+        args.resolution = "x".join(map(str, parse_resolution(args.resolution)))
     if args.class_names:
         args.class_names = [c.strip() for c in args.class_names.split(",") if c.strip()]
     if not 0 <= args.cfg_dropout_prob < 1:
@@ -185,9 +198,9 @@ def run_identity(args) -> dict:
     return {k: getattr(args, k) for k in RUN_IDENTITY}
 
 
-def save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, step, counts, grid_name):
+def save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, step, counts, grid_name, vae=None):
     """Save the pipeline (EMA weights with --use_ema) and its card into output_dir; main process only."""
-    pipe = pipeline_from(accelerator, model, ema, noise_scheduler, class_names)
+    pipe = pipeline_from(accelerator, model, ema, noise_scheduler, class_names, vae=vae)
     out = Path(args.output_dir)
     with tempfile.TemporaryDirectory(prefix=".pipeline-", dir=out) as tmp:
         tmp = Path(tmp)
@@ -197,9 +210,9 @@ def save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, s
             dataset_name=public_name(args.dataset_name), class_counts=counts, preset=args.preset,
             init_from=public_name(args.init_from) if args.init_from else None,
             scheduler=type(pipe.scheduler).__name__, use_ema=args.use_ema, sample_grid=grid_name,
-            training_args={k: public_name(v) if k in ("dataset_name", "output_dir", "init_from") else v
+            training_args={k: public_name(v) if k in ("dataset_name", "output_dir", "init_from", "vae") else v
                            for k, v in vars(args).items() if not k.startswith("hub_")},
-            model_id=args.hub_model_id,
+            model_id=args.hub_model_id, vae=public_name(args.vae) if args.vae else None,
         )
         card.save(tmp / "README.md")
         # Move the components beside the checkpoints, one atomic rename each.
@@ -210,25 +223,33 @@ def save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, s
             os.replace(item, target)
 
 
-def pipeline_from(accelerator, model, ema, noise_scheduler, class_names) -> OCTDiffusionPipeline:
+def pipeline_from(accelerator, model, ema, noise_scheduler, class_names, vae=None) -> OCTDiffusionPipeline:
     """An inference pipeline on a copy of the model, holding the EMA weights when there are any."""
     unet = copy.deepcopy(accelerator.unwrap_model(model)).float().eval()
     if ema is not None:
         ema.copy_to(unet.parameters())
-    pipe = OCTDiffusionPipeline(unet=unet, scheduler=sampling_scheduler(noise_scheduler), class_names=class_names)
+    pipe = OCTDiffusionPipeline(unet=unet, scheduler=sampling_scheduler(noise_scheduler, latent=vae is not None),
+                                class_names=class_names, vae=vae)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def sampling_scheduler(noise_scheduler):
+def sampling_scheduler(noise_scheduler, latent: bool = False):
     """The pipeline ships with DPM-Solver++: good samples in ~20 steps instead of 1000."""
-    return make_scheduler(DEFAULT_SCHEDULER, noise_scheduler.config)
+    return make_scheduler(DEFAULT_SCHEDULER, noise_scheduler.config, latent=latent)
 
 
 def main(argv=None):
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
+    # Latent diffusion: the VAE's factor and channels shape the UNet; sizes it cannot divide fail here.
+    vae = load_vae(args.vae) if args.vae else None
+    if args.resolution is None:  # --vae without --resolution: the preset's size in latents
+        factor = vae_scale_factor(vae)
+        args.resolution = "x".join(str(n * factor) for n in parse_resolution(PRESETS[args.preset]["sample_size"]))
     resolution = parse_resolution(args.resolution)
+    latent_size = check_divisible(args.resolution, vae) if vae is not None else resolution
+    channels = vae.config.latent_channels if vae is not None else 1
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
@@ -248,6 +269,8 @@ def main(argv=None):
     class_counts = {name: counts.get(i, 0) for i, name in enumerate(class_names)}
     # A starting model of another shape fails here too, before anything is written.
     init_unet = unet_from_pipeline(args.init_from, class_names, args.resolution) if args.init_from else None
+    if init_unet is not None:
+        check_components(init_unet, vae)  # e.g. a pixel model given --vae
     check_output_dir(args)
     if args.overwrite_output_dir and accelerator.is_main_process:
         for _, path in checkpoints.list_checkpoints(output_dir):
@@ -256,11 +279,15 @@ def main(argv=None):
     if accelerator.is_main_process:
         write_json_atomic(output_dir / RUN_FILE, run_identity(args))
     log(f"Training on {len(train_ds)} images of {args.dataset_name}[{args.train_split}], "
-        f"classes {class_counts}, {args.resolution} (HxW).")
+        f"classes {class_counts}, {args.resolution} (HxW)"
+        + (f", as {channels}x{latent_size[0]}x{latent_size[1]} latents of --vae {args.vae}." if vae else "."))
 
     sampler = EpochSampler(train_ds["label"], seed=args.seed, class_balanced=args.class_balanced)
+    # With a VAE the batches are cached latents (encoded once, here), under the same keys as pixels.
+    data = encoded_dataset(accelerator, train_ds, resolution, vae, output_dir) if vae is not None \
+        else with_training_transform(train_ds, resolution)
     train_dataloader = torch.utils.data.DataLoader(
-        with_training_transform(train_ds, resolution), batch_size=args.train_batch_size, sampler=sampler,
+        data, batch_size=args.train_batch_size, sampler=sampler,
         num_workers=args.dataloader_num_workers,
     )
 
@@ -269,7 +296,7 @@ def main(argv=None):
     if init_unet is not None:
         model = init_unet.train()
     else:
-        model = build_unet(len(class_names), preset=args.preset, resolution=resolution)
+        model = build_unet(len(class_names), preset=args.preset, resolution=latent_size, channels=channels)
     null_class_id = len(class_names)
     noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
                                     prediction_type=args.prediction_type)
@@ -325,12 +352,12 @@ def main(argv=None):
                                            "max_train_steps": max_train_steps, "run": run_identity(args)})
         if accelerator.is_main_process:
             save_pipeline(accelerator, model, ema, noise_scheduler, class_names, args, step, class_counts,
-                          latest_grid(output_dir))
+                          latest_grid(output_dir), vae=vae)
         accelerator.wait_for_everyone()
 
     def validate(step):
         if accelerator.is_main_process:
-            pipe = pipeline_from(accelerator, model, ema, noise_scheduler, class_names)
+            pipe = pipeline_from(accelerator, model, ema, noise_scheduler, class_names, vae=vae)
             grid = sample_grid(pipe, per_class=args.num_validation_images, seed=args.seed,
                                num_inference_steps=args.validation_inference_steps)
             with atomic_path(output_dir / "samples" / f"step_{step:07d}.png") as tmp:

@@ -42,11 +42,13 @@ def model_card(
     expert_review: str | None = None,
     model_id: str | None = None,
     license: str = "mit",
+    vae: str | None = None,
 ) -> ModelCard:
     """A `ModelCard` for a class-conditional OCT DDPM.
 
     `sample_grid` is a path relative to the model folder (e.g. "samples/step_1000.png").
     `init_from` names the model the weights started from (its architecture replaces `preset`).
+    `vae` names the autoencoder of a latent model (the UNet then denoises its latents).
     `evaluation` and `expert_review` are Markdown sections others fill in later
     (`medicraft evaluate`, `medicraft review-report`); left out, the card says they are pending.
     """
@@ -73,6 +75,8 @@ def model_card(
         args = "\n<details><summary>All training arguments</summary>\n\n| argument | value |\n|---|---|\n" \
                + args + "\n\n</details>\n"
     unet = f"fine-tuned from `{init_from}`" if init_from else f"preset `{preset}`"
+    latent = (f"\n- Latent diffusion: the UNet denoises latents of the autoencoder `{vae}` (`vae/`, its "
+              "`scaling_factor` in its config), which decodes them to pixels") if vae else ""
     grid = f"\n![Samples, one row per class]({sample_grid})\n" if sample_grid else "\nNo sample grid yet.\n"
     content = f"""---
 {data.to_yaml()}
@@ -114,7 +118,7 @@ pipe = DiffusionPipeline.from_pretrained("<folder>", custom_pipeline="<folder>",
 - Data: `{dataset_name}`
 - Classes (label id order):{counts}
 - Resolution: {height}x{width} (HxW), grayscale
-- UNet: {unet}
+- UNet: {unet}{latent}
 - Optimization steps: {train_steps}
 - Weights: {"exponential moving average (EMA) of the training weights" if use_ema else "the training weights (no EMA)"}
 - Default sampler: `{scheduler}`

@@ -114,8 +114,11 @@ def scheduler_name(scheduler) -> str:
 
 
 def weights_revision(pipe: OCTDiffusionPipeline) -> str:
-    """A content hash of the UNet weights: the revision of a model that is not on the Hub."""
-    return f"sha256:{weights_digest(pipe.unet.state_dict())[:16]}"
+    """A content hash of the UNet (and VAE) weights: the revision of a model that is not on the Hub."""
+    weights = dict(pipe.unet.state_dict())
+    if getattr(pipe, "vae", None) is not None:  # a pixel model's hash stays what it was
+        weights.update({f"vae.{k}": v for k, v in pipe.vae.state_dict().items()})
+    return f"sha256:{weights_digest(weights)[:16]}"
 
 
 def model_revision_of(model, revision: str | None, pipe: OCTDiffusionPipeline) -> str:
