@@ -10,11 +10,18 @@ HELP = "Is the synthetic data useful, faithful, private and anatomically plausib
 def add_arguments(parser) -> None:
     parser.add_argument("--real", required=True,
                         help="Real dataset folder or Hub id (needs 'train' and a patient-held-out 'test' split).")
-    parser.add_argument("--synthetic", required=True, help="Synthetic dataset folder or Hub id (all splits are used).")
+    parser.add_argument("--synthetic", default=None,
+                        help="Synthetic dataset folder or Hub id (all splits are used). Without it: the real-data "
+                             "ceiling alone (TRTR with intervals; docs/benchmark.md).")
     parser.add_argument("--out", required=True, help="Report directory (reruns resume finished classifier runs).")
     parser.add_argument("--seeds", type=int, default=3, help="Classifier seeds per protocol (mean ± std; use >= 3).")
-    parser.add_argument("--max-steps", type=int, default=450,
-                        help="Classifier optimizer steps per run, the same for every protocol.")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="Classifier optimizer steps per run, the same rule for every protocol: the cap with "
+                             "early stopping (default 3000), the fixed budget with --patience 0 (default 450).")
+    parser.add_argument("--patience", type=int, default=6,
+                        help="Early stopping: stop after this many validation evaluations without a better real "
+                             "validation balanced accuracy and keep the best checkpoint (0: fixed --max-steps).")
+    parser.add_argument("--eval-every", type=int, default=50, help="Steps between validation evaluations.")
     parser.add_argument("--epochs", type=float, default=None, help="Train for this many epochs instead of --max-steps.")
     parser.add_argument("--resolution", default="64x128", help="HxW the images are evaluated at.")
     parser.add_argument("--model_name_or_path", default=None,
@@ -39,8 +46,12 @@ def run(args) -> int:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
+    if args.patience < 0 or args.eval_every < 1:
+        raise ValueError(f"--patience must be >= 0 and --eval-every >= 1, got {args.patience} and {args.eval_every}.")
     settings = ClassifierSettings(
-        max_steps=args.max_steps,
+        max_steps=args.max_steps or (3000 if args.patience else 450),
+        patience=args.patience,
+        eval_every=args.eval_every,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

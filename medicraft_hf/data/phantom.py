@@ -50,7 +50,7 @@ from medicraft_hf.schema import CLASS_NAMES, DEFAULT_SIZE, RADIAL_PLANES_DEG, em
 __all__ = [
     "DEFAULT_CLASS_WEIGHTS", "DEFECTS", "FRAME_DEPTH_UM", "PHANTOM_CLASSES", "PHANTOM_DESCRIPTION", "SCAN_WIDTH_MM",
     "SURFACE_POINTS", "PhantomPatient", "build_phantom_dataset", "contact_sheet", "phantom_bscan", "phantom_patients",
-    "phantom_rows", "render_bscan", "save_phantom_dataset",
+    "patient_rows", "phantom_rows", "plane_shows_label", "render_bscan", "save_phantom_dataset",
 ]
 
 # Clinic-like imbalance, so that class balancing matters downstream.
@@ -118,10 +118,23 @@ def phantom_rows(
     image, `label` the class id, `source` "phantom", `ground_truth` a JSON string.
     Deterministic: the same arguments give the same rows, pixel for pixel.
     """
+    patients = phantom_patients(num_patients, seed, class_names, class_weights)
+    yield from patient_rows(patients, seed=seed, size=size, class_names=class_names, planes_deg=planes_deg)
+
+
+def patient_rows(
+    patients: Sequence[PhantomPatient],
+    seed: int = 0,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    class_names: Sequence[str] = CLASS_NAMES,
+    planes_deg: Sequence[float] = RADIAL_PLANES_DEG,
+    first: int = 0,
+) -> Iterator[dict]:
+    """Schema rows of these patients' exams; patient `k` is number `first + k` (its id and its scans' seeds)."""
     from PIL import Image
 
     class_names = list(class_names)
-    for i, patient in enumerate(phantom_patients(num_patients, seed, class_names, class_weights)):
+    for i, patient in enumerate(patients, start=first):
         patient_id = f"phantom-{i + 1:04d}"
         for j, plane in enumerate(planes_deg):
             image, gt = render_bscan(patient, plane, size, seed=[seed, i, 2, j])
@@ -138,6 +151,24 @@ def phantom_rows(
                 ground_truth=json.dumps(gt, separators=(",", ":")),
             )
             yield row
+
+
+def plane_shows_label(ground_truth: str | Mapping | None) -> bool | None:
+    """Does this plane show what its label says? From a phantom row's ground truth.
+
+    True for a healthy eye; for a lesion, the visibility flags of the clinic definitions
+    (the benchmark's): the lesion's body, and for nevus_fluid also its fluid. None when the
+    ground truth does not record visibility (the study phantom, real or synthetic rows).
+    """
+    if ground_truth is None:
+        return None
+    gt = json.loads(ground_truth) if isinstance(ground_truth, str) else ground_truth
+    if gt.get("definitions") != "clinic":
+        return None
+    lesion = gt.get("lesion")
+    if lesion is None:
+        return True
+    return bool(lesion["visible"] and (lesion["type"] != "nevus_fluid" or lesion["fluid_visible"]))
 
 
 def phantom_bscan(
@@ -181,14 +212,17 @@ def build_phantom_dataset(
     return build_dataset_dict(rows, class_names, seed=seed, fractions=fractions)
 
 
-def save_phantom_dataset(dsdict, out_dir, *, name: str | None = None, seed: int = 0, size=DEFAULT_SIZE, license: str = "mit"):
-    """Save a phantom `DatasetDict` in the Hub layout with its dataset card."""
+def save_phantom_dataset(dsdict, out_dir, *, name: str | None = None, seed: int = 0, size=DEFAULT_SIZE, license: str = "mit",
+                         preset=None):
+    """Save a phantom `DatasetDict` in the Hub layout with its dataset card (`preset`: a `PhantomPreset`)."""
     from pathlib import Path
 
     from medicraft_hf.cards.dataset_card import dataset_card
     from medicraft_hf.data.build import save_dataset_dict
 
     description = PHANTOM_DESCRIPTION + f"\n\nMade with seed {seed} at {size[0]}x{size[1]} (HxW)."
+    if preset is not None:
+        description += "\n\n" + preset.describe()
     card = dataset_card(dsdict, name=name or Path(out_dir).name, source="phantom (procedural, medicraft_hf.data.phantom)",
                         description=description, license=license)
     return save_dataset_dict(dsdict, out_dir, card=card)

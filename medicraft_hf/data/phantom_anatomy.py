@@ -15,6 +15,13 @@ import numpy as np
 # Lesion kinds the phantom can draw; class names must be among them.
 PHANTOM_CLASSES: tuple[str, ...] = ("healthy", "nevus", "nevus_fluid", "melanoma")
 
+# Class definitions. "study": the training phantom's (the demo model learned these; the
+# fluid of nevus_fluid is a small eccentric pocket that only about a third of the exam's
+# planes cross). "clinic": the benchmark's (docs/benchmark.md): an exam labelled
+# nevus_fluid shows its fluid, a shallow serous detachment over most of the nevus, in the
+# planes through it, and the ground truth says per plane whether lesion and fluid are visible.
+CLASS_DEFINITIONS: tuple[str, ...] = ("study", "clinic")
+
 # Layers above Bruch's membrane, listed bottom-up: (name, display reflectivity in [0, 1]).
 # Thicknesses (um) come from `layer_thicknesses`; "fluid" and "drusen" are zero where absent.
 LAYERS_BOTTOM_UP: tuple[tuple[str, float], ...] = (
@@ -64,11 +71,14 @@ class PhantomPatient:
     fluid_r_mm: float = 0.0  # pocket centre, on the lesion's side away from the fovea
     drusen: list[tuple[float, float, float, float]] = field(default_factory=list)  # x_mm, y_mm, radius_mm, height_um
     retinal_vessels: list[tuple[float, float]] = field(default_factory=list)  # angle_deg, eccentricity_mm
+    definitions: str = "study"  # one of CLASS_DEFINITIONS
 
     @classmethod
-    def sample(cls, label: str, rng: np.random.Generator) -> "PhantomPatient":
+    def sample(cls, label: str, rng: np.random.Generator, definitions: str = "study") -> "PhantomPatient":
         if label not in PHANTOM_CLASSES:
             raise ValueError(f"The phantom cannot draw class {label!r}; it knows {list(PHANTOM_CLASSES)}.")
+        if definitions not in CLASS_DEFINITIONS:
+            raise ValueError(f"Unknown phantom class definitions {definitions!r}; choose one of {list(CLASS_DEFINITIONS)}.")
         p = cls(
             label=label,
             eye=str(rng.choice(["OD", "OS"])),
@@ -85,6 +95,7 @@ class PhantomPatient:
             noise=rng.uniform(0.8, 1.2),
             choroid_um=rng.uniform(220, 360),
             retinal_vessels=[(rng.uniform(0, 360), rng.uniform(0.9, 2.6)) for _ in range(int(rng.integers(2, 5)))],
+            definitions=definitions,
         )
         if label == "healthy":
             return p
@@ -96,15 +107,12 @@ class PhantomPatient:
             p.lesion_r_mm = p.lesion_radius_mm * rng.uniform(0.3, 0.95) + 0.2
             p.lesion_height_um = rng.uniform(60, 150)
             p.lesion_depth_um = rng.uniform(140, 220)
-            n_drusen = int(rng.integers(2, 7)) if rng.random() < 0.75 else 0  # "often drusen"
-            for _ in range(n_drusen):
-                a, r = rng.uniform(0, 2 * np.pi), p.lesion_radius_mm * np.sqrt(rng.uniform(0, 0.8))
-                cx = p.lesion_r_mm * np.cos(np.radians(p.lesion_theta_deg)) + r * np.cos(a)
-                cy = p.lesion_r_mm * np.sin(np.radians(p.lesion_theta_deg)) + r * np.sin(a)
-                p.drusen.append((cx, cy, rng.uniform(0.08, 0.2), rng.uniform(25, 55)))
+            p._add_drusen(rng)
             if label == "nevus_fluid":
                 p.fluid_um = rng.uniform(130, 240)
                 p._place_fluid(rng.uniform(0.7, 0.95))
+                if definitions == "clinic":  # drawn after the study's draws, which stay as they were
+                    p._place_fluid_over_lesion(rng)
         else:  # melanoma
             p.lesion_radius_mm = rng.uniform(1.5, 2.3)
             p.lesion_r_mm = p.lesion_radius_mm * rng.uniform(0.4, 0.95) + 0.2
@@ -123,6 +131,32 @@ class PhantomPatient:
         self.fluid_r_mm = self.lesion_r_mm + 0.4 * self.lesion_radius_mm
         self.fluid_radius_mm = max(0.5, min(scale * self.lesion_radius_mm, self.fluid_r_mm - 0.7))
         self.fluid_r_mm = max(self.fluid_r_mm, self.fluid_radius_mm + 0.7)
+
+    def _add_drusen(self, rng: np.random.Generator) -> None:
+        n_drusen = int(rng.integers(2, 7)) if rng.random() < 0.75 else 0  # "often drusen"
+        for _ in range(n_drusen):
+            a, r = rng.uniform(0, 2 * np.pi), self.lesion_radius_mm * np.sqrt(rng.uniform(0, 0.8))
+            cx = self.lesion_r_mm * np.cos(np.radians(self.lesion_theta_deg)) + r * np.cos(a)
+            cy = self.lesion_r_mm * np.sin(np.radians(self.lesion_theta_deg)) + r * np.sin(a)
+            self.drusen.append((cx, cy, rng.uniform(0.08, 0.2), rng.uniform(25, 55)))
+
+    def _place_fluid_over_lesion(self, rng: np.random.Generator) -> None:
+        """The clinic definition: a serous detachment centred on the nevus, covering 70-90% of
+        its radius, 100-250 um high, its edge 0.75 mm or more from the fovea.
+
+        So that the planes through the nevus are the planes through its fluid, the nevus is
+        a smaller disc (radius 1.0-1.5 mm) off the fovea (centre 1.2-1.7 mm away, further
+        when the pocket needs it): a radial line that crosses the nevus's body then crosses
+        the pocket too. The nearest of the six radial lines is at most 15 degrees off the
+        pocket, so at least two planes show the fluid.
+        """
+        self.lesion_radius_mm = rng.uniform(1.0, 1.5)
+        self.fluid_radius_mm = rng.uniform(0.7, 0.9) * self.lesion_radius_mm
+        self.lesion_r_mm = max(rng.uniform(1.2, 1.7), self.fluid_radius_mm + 0.75)
+        self.fluid_r_mm = self.lesion_r_mm
+        self.fluid_um = rng.uniform(100, 250)
+        self.drusen = []
+        self._add_drusen(rng)
 
 
 def layer_thicknesses(p: PhantomPatient, ecc: np.ndarray, nasal_mm: np.ndarray, pit: np.ndarray) -> dict:

@@ -139,7 +139,21 @@ def lesion_profile(patient: PhantomPatient, scan: ScanLine, th: dict) -> LesionP
         "height_px": round(float(elevation.max() / scan.um_y), 1),
         "fluid_x_range": [int(np.argmax(fluid)), int(W - 1 - np.argmax(fluid[::-1]))] if fluid.any() else None,
     }
+    if patient.definitions == "clinic":  # the study phantom's ground truth stays as it was
+        info.update(visible=_visible(mass_depth >= 0.5 * patient.lesion_depth_um, scan.mm_x, VISIBLE_LESION_MM),
+                    fluid_visible=_visible(th["fluid"] >= VISIBLE_FLUID_UM, scan.mm_x, VISIBLE_FLUID_MM))
     return LesionProfile(elevation=elevation, mass_depth=mass_depth, info=info)
+
+
+# "Visible" in a plane (clinic definitions): the lesion's body (at least half its thickness)
+# over 0.5 mm of the scan, the fluid at least 50 um high over 0.3 mm.
+VISIBLE_LESION_MM = 0.5
+VISIBLE_FLUID_UM = 50.0
+VISIBLE_FLUID_MM = 0.3
+
+
+def _visible(mask: np.ndarray, mm_per_px: float, min_mm: float) -> bool:
+    return bool(mask.sum() * mm_per_px >= min_mm)
 
 
 def layer_surfaces(patient: PhantomPatient, scan: ScanLine, th: dict,
@@ -166,7 +180,9 @@ def ground_truth(patient: PhantomPatient, scan: ScanLine, defect: str | None, th
     rpe_mid = bm - th["drusen"] / um_y - 0.5 * th["rpe"] / um_y
     thickness = rpe_mid - ilm - th["fluid"] / um_y  # the neurosensory retina, fluid excluded
     centres = [int(np.clip(round((c - s[0]) / mm_x), 0, W - 1)) for c in fovea.centres_mm]
-    return {
+    # The study phantom's ground truth has no "definitions" key (it stays as it was).
+    extra = {} if patient.definitions == "study" else {"definitions": patient.definitions}
+    return {**extra,
         "size": [H, W],
         "plane_deg": float(scan.plane_deg),
         "label": patient.label,

@@ -27,10 +27,15 @@ class ClassifierSettings:
     (measured on the 64x128 phantom: batch 16 x 450 steps matched batch 32 x 450 steps at half
     the cost; 900 steps at batch 32 scored lower)."""
 
-    # Training length: `max_steps` optimizer steps for every protocol (compute-matched, so
-    # TRSTR's larger set gets no extra budget), or `epochs` passes when set.
+    # Training length, one rule for every protocol. With a validation set and `patience` > 0:
+    # evaluate every `eval_every` steps, stop after `patience` evaluations without a better
+    # validation balanced accuracy, keep the best checkpoint; `max_steps` is the cap. Otherwise
+    # exactly `max_steps` optimizer steps (compute-matched: TRSTR's larger set gets no extra
+    # budget), or `epochs` passes when set.
     max_steps: int = 450
     epochs: float | None = None
+    eval_every: int = 50
+    patience: int = 0
     batch_size: int = 16
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
@@ -118,12 +123,72 @@ class GrayscaleCollator:
         return {"pixel_values": x, "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
 
 
+class ValidationMetrics:
+    """`compute_metrics` for the Trainer: the project's `evaluate` metric on softmax probabilities."""
+
+    def __init__(self, class_names):
+        from medicraft_hf.evaluation.protocols import load_metric
+
+        self.metric, self.class_names = load_metric(), list(class_names)
+
+    def __call__(self, eval_pred) -> dict:
+        logits = torch.as_tensor(np.asarray(eval_pred.predictions), dtype=torch.float64)
+        probs = logits.softmax(-1).numpy()
+        out = self.metric.compute(predictions=probs.tolist(), references=np.asarray(eval_pred.label_ids).tolist(),
+                                  class_names=self.class_names)
+        return {k: v for k, v in out.items() if k in ("accuracy", "balanced_accuracy", "macro_f1")}
+
+
+class BestCheckpointTrainer(Trainer):
+    """`Trainer` whose `load_best_model_at_end` restores every weight of the best checkpoint.
+
+    transformers 5.24's `Trainer._load_best_model` reads the checkpoint's safetensors with
+    `load_state_dict(strict=False)`; `save_pretrained` writes the ViT's encoder under its
+    legacy key names (`vit.encoder.layer.*`), so those keys miss and the encoder silently
+    keeps the last step's weights beside the best step's embeddings and head. Loading the
+    checkpoint with `from_pretrained` (which maps the names) and then strictly fixes that.
+    """
+
+    def _load_best_model(self) -> None:
+        best = type(self.model).from_pretrained(self.state.best_model_checkpoint, use_safetensors=True)
+        self.model.load_state_dict(best.state_dict(), strict=True)
+
+
+@dataclass
+class TrainingRecord:
+    """What a run reached: the steps trained, the best validation step and its score, the validation curve."""
+
+    steps: int
+    best_step: int | None = None
+    best_validation_balanced_accuracy: float | None = None
+    stopped_early: bool = False
+    curve: list | None = None  # [(step, validation balanced accuracy)]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
 def train_classifier(
-    train: ImageSet, class_names, resolution, settings: ClassifierSettings, seed: int
+    train: ImageSet, class_names, resolution, settings: ClassifierSettings, seed: int,
+    validation: ImageSet | None = None, record: list | None = None,
 ) -> ViTForImageClassification:
-    """Train a fresh classifier on `train` with the HF Trainer; same seed -> same model."""
+    """Train a fresh classifier on `train` with the HF Trainer; same seed -> same model.
+
+    With `validation` and `settings.patience` > 0 it stops early on the validation balanced
+    accuracy and returns the best checkpoint. A `TrainingRecord` is appended to `record`.
+    """
+    from transformers import EarlyStoppingCallback
+
     set_seed(seed)  # the weights are initialised before the Trainer seeds anything
     model = build_classifier(class_names, resolution, settings)
+    early = validation is not None and settings.patience > 0
+    if early:
+        step_args = dict(eval_strategy="steps", eval_steps=settings.eval_every, save_strategy="steps",
+                         save_steps=settings.eval_every, save_total_limit=1, load_best_model_at_end=True,
+                         metric_for_best_model="balanced_accuracy", greater_is_better=True, save_only_model=True,
+                         per_device_eval_batch_size=128)
+    else:
+        step_args = dict(save_strategy="no")
     with tempfile.TemporaryDirectory(prefix="medicraft-vit-") as output_dir:
         args = TrainingArguments(
             output_dir=output_dir,
@@ -137,21 +202,33 @@ def train_classifier(
             seed=seed,
             data_seed=seed,
             report_to="none",
-            save_strategy="no",
             logging_strategy="no",
             remove_unused_columns=False,
             disable_tqdm=True,
             use_cpu=not torch.cuda.is_available(),
             dataloader_num_workers=0,
+            **step_args,
         )
-        trainer = Trainer(
+        trainer = BestCheckpointTrainer(
             model=model,
             args=args,
             train_dataset=ImageSetDataset(train),
+            eval_dataset=ImageSetDataset(validation) if early else None,
             data_collator=GrayscaleCollator(model.config, hflip=settings.hflip),
+            compute_metrics=ValidationMetrics(class_names) if early else None,
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.patience)] if early else None,
         )
         trainer.remove_callback(PrinterCallback)  # no per-run loss dicts on stdout
         trainer.train()
+        state = trainer.state
+        curve = [(h["step"], round(h["eval_balanced_accuracy"], 4)) for h in state.log_history
+                 if "eval_balanced_accuracy" in h]
+        if record is not None:
+            best = max(curve, key=lambda c: c[1]) if curve else None  # the first of equal bests, as the Trainer keeps
+            record.append(TrainingRecord(
+                steps=state.global_step, best_step=best[0] if best else None,
+                best_validation_balanced_accuracy=best[1] if best else None,
+                stopped_early=early and state.global_step < state.max_steps, curve=curve or None))
     return trainer.model.eval()
 
 

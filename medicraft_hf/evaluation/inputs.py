@@ -33,6 +33,7 @@ class ImageSet:
     name: str  # e.g. "real/train", for messages and reports
     patient_ids: list[str] | None = None  # resampling unit of the bootstrap
     exam_ids: list[str] | None = None  # the 12 planes of an exam -> one diagnosis
+    shows_label: list[bool | None] | None = None  # phantom ground truth: does this plane show its label?
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,7 +47,7 @@ class ImageSet:
             return None if ids is None else [ids[i] for i in indices]
 
         return ImageSet(self.images[indices], self.labels[indices], pick(self.image_ids), self.name,
-                        pick(self.patient_ids), pick(self.exam_ids))
+                        pick(self.patient_ids), pick(self.exam_ids), pick(self.shows_label))
 
     @staticmethod
     def concat(sets: list[ImageSet], name: str) -> ImageSet:
@@ -159,9 +160,12 @@ def to_image_set(ds: Dataset, resolution: tuple[int, int], name: str) -> ImageSe
         if img.size != (w, h):
             img = img.resize((w, h), Image.Resampling.BILINEAR)
         images[i] = np.asarray(img)
+    from medicraft_hf.data.phantom import plane_shows_label
+
     return ImageSet(images, np.asarray(ds["label"], dtype=np.int64), list(ds["image_id"]), name,
                     list(ds["patient_id"]) if "patient_id" in ds.column_names else None,
-                    list(ds["exam_id"]) if "exam_id" in ds.column_names else None)
+                    list(ds["exam_id"]) if "exam_id" in ds.column_names else None,
+                    [plane_shows_label(g) for g in ds["ground_truth"]] if "ground_truth" in ds.column_names else None)
 
 
 def _undecoded(ds: Dataset) -> Dataset:

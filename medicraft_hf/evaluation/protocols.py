@@ -5,7 +5,9 @@ TSTR  train synthetic  / test real   (is synthetic data a substitute?)
 TRSTR train real+synth / test real   (is it a useful augmentation?)
 
 The test set is the real, patient-held-out test split. Each protocol runs once per seed
-and is reported as mean ± std (sample std, ddof=1). Each finished run is written to
+and is reported as mean ± std (sample std, ddof=1). With a real validation split and
+`settings.patience` > 0, every protocol (TSTR too) stops early on the real validation
+balanced accuracy and keeps its best checkpoint: one budget rule for all. Each finished run is written to
 `runs_dir` so an interrupted evaluation resumes where it stopped.
 """
 
@@ -82,6 +84,7 @@ def run_protocols(
     protocols=tuple(PROTOCOLS),
     keep_model=("TRTR", 0),
     log=print,
+    validation: ImageSet | None = None,
 ):
     """Run every (protocol, seed); return (results, the model named by `keep_model`, and each
     protocol's per-seed test probabilities `(N, C)` for `evaluation.uncertainty`).
@@ -94,7 +97,8 @@ def run_protocols(
         train = training_set(protocol, real_train, synthetic)
         runs = []
         for seed in seeds:
-            key = _fingerprint(protocol, seed, settings.to_dict(), list(resolution), train, real_test)
+            key = _fingerprint(protocol, seed, settings.to_dict(), list(resolution), train, real_test,
+                               *([validation] if validation is not None and settings.patience > 0 else []))
             cached = Path(runs_dir) / f"{protocol}-seed{seed}.json" if runs_dir else None
             model_dir = Path(runs_dir) / f"{protocol}-seed{seed}-model" if runs_dir else None
             want_model = (protocol, seed) == tuple(keep_model)
@@ -109,7 +113,9 @@ def run_protocols(
                         kept = ViTForImageClassification.from_pretrained(model_dir, use_safetensors=True).eval()
                     continue
             log(f"[{protocol} seed {seed}] training on {len(train)} images ({PROTOCOLS[protocol]})")
-            model = train_classifier(train, class_names, resolution, settings, seed)
+            record = []
+            model = train_classifier(train, class_names, resolution, settings, seed, validation=validation,
+                                     record=record)
             _, probs = embed_and_predict(model, real_test)
             metrics = metric.compute(
                 predictions=probs.tolist(), references=real_test.labels.tolist(), class_names=list(class_names)
@@ -123,6 +129,7 @@ def run_protocols(
                 "confusion_matrix": confusion_matrix(
                     real_test.labels, probs.argmax(1), labels=list(range(len(class_names)))
                 ).tolist(),
+                "training": record[0].to_dict(),
                 "fingerprint": key,
                 "test_probs": np.round(probs, 6).tolist(),
             }
@@ -133,7 +140,8 @@ def run_protocols(
                         model.save_pretrained(tmp)  # safetensors
             if cached:
                 write_json_atomic(cached, run)
-            log(f"[{protocol} seed {seed}] accuracy {metrics['accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}")
+            log(f"[{protocol} seed {seed}] accuracy {metrics['accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f} "
+                f"({record[0].steps} steps, best validation step {record[0].best_step})")
             runs.append(run)
         names = list(runs[0]["metrics"])
         results[protocol] = {
@@ -143,7 +151,7 @@ def run_protocols(
             "seeds": list(seeds),
             "metrics": {name: summarize([r["metrics"][name] for r in runs]) for name in names},
             "confusion_matrix": np.sum([r["confusion_matrix"] for r in runs], axis=0).tolist(),  # over seeds
-            "runs": [{k: r[k] for k in ("seed", "metrics", "confusion_matrix")} for r in runs],
+            "runs": [{k: r.get(k) for k in ("seed", "metrics", "confusion_matrix", "training")} for r in runs],
         }
         test_probs[protocol] = [r.get("test_probs") for r in runs]
     return results, kept, test_probs

@@ -176,6 +176,19 @@ def summary_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def training_lines(usefulness: dict) -> list[str]:
+    """How long each run trained and where its best validation checkpoint was."""
+    out = ["| protocol | seed | steps trained | best validation step | validation balanced accuracy |",
+           "|---|---|---|---|---|"]
+    for protocol, r in usefulness.items():
+        for run in r["runs"]:
+            t = run.get("training") or {}
+            best = t.get("best_validation_balanced_accuracy")
+            out.append(f"| {protocol} | {run['seed']} | {t.get('steps', '—')} | {t.get('best_step') or '—'} | "
+                       f"{'—' if best is None else f'{best:.3f}'} |")
+    return out + [""]
+
+
 def markdown_report(report: dict) -> str:
     names = report["data"]["class_names"]
     out = ["# Synthetic OCT evaluation", ""]
@@ -200,6 +213,11 @@ def markdown_report(report: dict) -> str:
     out += ["", "Per-class recall:", "", "| protocol | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for p, r in u.items():
         out.append(f"| {p} | " + " | ".join(_pm(r["metrics"][f"recall_{n}"]) for n in names) + " |")
+    c = report["settings"]["classifier"]
+    if c.get("patience"):
+        out += ["", f"Training rule, every protocol: early stopping on the real validation balanced accuracy (every "
+                f"{c['eval_every']} steps, patience {c['patience']}, at most {c['max_steps']} steps; best checkpoint "
+                "kept).", ""] + training_lines(u)
     out += ["", f"![confusion matrices]({PLOTS['confusion_matrices']})", ""]
 
     f = report["fidelity"]

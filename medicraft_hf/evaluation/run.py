@@ -68,7 +68,8 @@ def run_evaluation(
 ) -> dict:
     """Evaluate `synthetic` against `real` and write report.{json,md} and plots to `out_dir`.
 
-    `real` / `synthetic`: a local dataset folder, a Hub id, or a `DatasetDict`. `real`
+    `real` / `synthetic`: a local dataset folder, a Hub id, or a `DatasetDict`; `synthetic=None`
+    runs the real-data ceiling alone (TRTR, `evaluation.ceiling`). `real`
     needs a 'train' and a patient-held-out 'test' split; every synthetic split is used.
     Finished classifier runs are kept in `out_dir/runs/`, so a rerun resumes. Intervals come
     from a bootstrap over test patients x seeds (`n_boot` replicates); `compare_to` (another
@@ -77,6 +78,10 @@ def run_evaluation(
     started = time.time()
     settings = settings or ClassifierSettings()
     seeds = list(seeds)
+    if synthetic is None:  # the real-data ceiling only
+        from medicraft_hf.evaluation.ceiling import run_ceiling
+
+        return run_ceiling(real, out_dir, seeds=seeds, resolution=resolution, settings=settings, n_boot=n_boot, log=log)
     if len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
     if len(seeds) < MIN_SEEDS:
@@ -96,6 +101,12 @@ def run_evaluation(
     synthetic_rows = inputs.synthetic_rows(synthetic_dd)
     synthetic_set = inputs.stratified_cap(inputs.to_image_set(synthetic_rows, resolution, "synthetic"), max_train_images)
     real_test = inputs.to_image_set(real_dd["test"], resolution, "real/test")
+    validation = None
+    if settings.patience > 0:
+        if "validation" not in real_dd:
+            log("warning: the real data has no 'validation' split: every protocol trains the fixed max_steps")
+        else:
+            validation = inputs.to_image_set(real_dd["validation"], resolution, "real/validation")
     held_out = inputs.to_image_set(inputs.held_out_rows(real_dd), resolution, "real/held-out")
 
     other_predictions = None
@@ -103,7 +114,7 @@ def run_evaluation(
         other_predictions = _read_predictions(compare_to)
     usefulness, model, test_probs = run_protocols(
         real_train, synthetic_set, real_test, class_names, resolution, settings, seeds=seeds,
-        runs_dir=out_dir / "runs", log=log,
+        runs_dir=out_dir / "runs", log=log, validation=validation,
     )  # fmt: skip
 
     log("fidelity and memorization audit in the TRTR classifier's feature space")

@@ -24,7 +24,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-METRICS = ("accuracy", "balanced_accuracy")
+METRICS = ("accuracy", "balanced_accuracy")  # the headline ones: ratios and paired differences
+# Levels of `uncertainty_report`: every test scan; the scans whose ground truth shows the label
+# (a plane that misses the lesion keeps the eye's label but cannot show it; phantom rows with
+# visibility flags only, see `data.phantom.plane_shows_label`); one diagnosis per exam.
+LEVELS = ("scan", "scan_shows_label", "exam")
 
 
 def exam_predictions(probs: np.ndarray, labels: Sequence[int], exam_ids: Sequence[str], how: str = "mean"):
@@ -51,15 +55,25 @@ def exam_predictions(probs: np.ndarray, labels: Sequence[int], exam_ids: Sequenc
     return out, exam_labels, order
 
 
-def score(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
-    """accuracy, balanced accuracy (mean recall over the classes present) and per-class recall."""
-    predicted = np.asarray(probs).argmax(axis=1)
+def score(probs: np.ndarray, labels: np.ndarray, num_classes: int, auc: bool = False) -> dict[str, float]:
+    """accuracy, balanced accuracy (mean recall over the classes present) and per-class recall;
+    with `auc`, also the one-vs-rest ROC AUC per class (`auc_<c>`) and their mean over the
+    classes present (`auc_ovr`, NaN when fewer than two classes are)."""
+    probs = np.asarray(probs)
+    predicted = probs.argmax(axis=1)
     labels = np.asarray(labels)
     hits = np.bincount(labels[predicted == labels], minlength=num_classes)
     present = np.bincount(labels, minlength=num_classes)
     recall = np.where(present > 0, hits / np.maximum(present, 1), np.nan)
     out = {"accuracy": float((predicted == labels).mean()), "balanced_accuracy": float(np.nanmean(recall))}
     out.update({f"recall_{c}": float(r) for c, r in enumerate(recall)})
+    if auc:
+        from sklearn.metrics import roc_auc_score
+
+        aucs = [float(roc_auc_score(labels == c, probs[:, c])) if 0 < present[c] < len(labels) else np.nan
+                for c in range(num_classes)]
+        out.update({f"auc_{c}": a for c, a in enumerate(aucs)})
+        out["auc_ovr"] = float(np.nanmean(aucs)) if np.isfinite(aucs).sum() >= 2 else np.nan
     return out
 
 
@@ -78,18 +92,27 @@ def _draws(groups, n_boot: int, rng) -> list[np.ndarray]:
 def _interval(values: np.ndarray) -> dict:
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
+    if not values.size:  # e.g. the recall of a class absent from the test set
+        return {"mean": None, "low": None, "high": None, "n_boot": 0}
     lo, hi = np.percentile(values, [2.5, 97.5])
     return {"mean": float(values.mean()), "low": float(lo), "high": float(hi), "n_boot": int(values.size)}
+
+
+def bootstrap_metrics(runs: Sequence[np.ndarray], labels, groups, metrics: Sequence[str] = METRICS, *,
+                      n_boot: int = 1000, seed: int = 0, num_classes: int | None = None) -> dict[str, dict]:
+    """Each metric's mean and 95% interval over patient resamples x classifier seeds (one draw for all)."""
+    labels, rng = np.asarray(labels), np.random.default_rng(seed)
+    num_classes = num_classes or np.asarray(runs[0]).shape[1]
+    auc = any(m.startswith("auc") for m in metrics)
+    values = [score(runs[rng.integers(len(runs))][rows], labels[rows], num_classes, auc=auc)
+              for rows in _draws(groups, n_boot, rng)]
+    return {m: _interval(np.array([v[m] for v in values])) for m in metrics}
 
 
 def bootstrap(runs: Sequence[np.ndarray], labels, groups, metric: str = "balanced_accuracy", *,
               n_boot: int = 1000, seed: int = 0, num_classes: int | None = None) -> dict:
     """The metric's mean and 95% interval over patient resamples x classifier seeds."""
-    labels, rng = np.asarray(labels), np.random.default_rng(seed)
-    num_classes = num_classes or np.asarray(runs[0]).shape[1]
-    values = [score(runs[rng.integers(len(runs))][rows], labels[rows], num_classes)[metric]
-              for rows in _draws(groups, n_boot, rng)]
-    return _interval(np.array(values))
+    return bootstrap_metrics(runs, labels, groups, [metric], n_boot=n_boot, seed=seed, num_classes=num_classes)[metric]
 
 
 def _paired(a_runs, b_runs, labels, groups, metric, combine: Callable[[float, float], float], same_seed: bool,
@@ -127,16 +150,22 @@ def predictions_record(real_test, class_names, test_probs: dict) -> dict:
     """What `predictions.json` keeps: the test scans and every run's probabilities on them."""
     return {"class_names": list(class_names), "image_ids": list(real_test.image_ids),
             "labels": real_test.labels.tolist(), "patient_ids": real_test.patient_ids,
-            "exam_ids": real_test.exam_ids, "runs": test_probs}
+            "exam_ids": real_test.exam_ids, "shows_label": real_test.shows_label, "runs": test_probs}
 
 
 def _levels(predictions: dict):
-    """(level name, runs per protocol, labels, resampling groups) for scans and, when known, exams."""
+    """(level name, runs per protocol, labels, resampling groups) for scans, the scans that show
+    their label (when every test scan's ground truth says) and, when known, exams."""
     labels = np.asarray(predictions["labels"])
     groups = predictions["patient_ids"] or predictions["image_ids"]
     runs = {p: [np.asarray(r) for r in rs] for p, rs in predictions["runs"].items() if rs and all(
         r is not None for r in rs)}
     yield "scan", runs, labels, groups
+    shows = predictions.get("shows_label")
+    if shows and all(v is not None for v in shows):
+        keep = np.flatnonzero(np.asarray(shows, dtype=bool))
+        yield ("scan_shows_label", {p: [r[keep] for r in rs] for p, rs in runs.items()}, labels[keep],
+               [groups[i] for i in keep])
     exams = predictions.get("exam_ids")
     if exams:
         exam_runs, exam_labels, order = {}, None, None
@@ -149,15 +178,24 @@ def _levels(predictions: dict):
         yield "exam", exam_runs, exam_labels, [patient_of_exam[e] for e in (order or [])]
 
 
+def report_metrics(class_names) -> list[str]:
+    """What `uncertainty_report` gives an interval for, per protocol and level."""
+    return [*METRICS, "auc_ovr", *(f"recall_{c}" for c in range(len(class_names))),
+            *(f"auc_{c}" for c in range(len(class_names)))]
+
+
 def uncertainty_report(predictions: dict, *, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Intervals of every protocol at scan and exam level, and TSTR/TRTR, TRSTR/TRTR ratios."""
-    out = {"method": "percentile bootstrap over test patients x classifier seeds (95%)", "n_boot": n_boot}
+    """Intervals of every protocol at each level (`LEVELS`): accuracy, balanced accuracy, one-vs-rest
+    AUC, per-class recall and AUC (`recall_<id>`, `auc_<id>`); TSTR/TRTR and TRSTR/TRTR ratios."""
+    out = {"method": "percentile bootstrap over test patients x classifier seeds (95%)", "n_boot": n_boot,
+           "class_names": list(predictions["class_names"])}
     num_classes = len(predictions["class_names"])
+    metrics = report_metrics(predictions["class_names"])
     for level, runs, labels, groups in _levels(predictions):
         section = {"n": int(len(labels)), "n_patients": len(set(groups))}
         for protocol, rs in runs.items():
-            section[protocol] = {m: bootstrap(rs, labels, groups, m, n_boot=n_boot, seed=seed, num_classes=num_classes)
-                                 for m in METRICS}
+            section[protocol] = bootstrap_metrics(rs, labels, groups, metrics, n_boot=n_boot, seed=seed,
+                                                  num_classes=num_classes)
         for protocol in ("TSTR", "TRSTR"):
             if protocol in runs and "TRTR" in runs:
                 section[f"{protocol}/TRTR"] = {
@@ -175,7 +213,9 @@ def compare_predictions(ours: dict, theirs: dict, *, n_boot: int = 1000, seed: i
     out = {"method": "paired bootstrap: same test patients and same classifier seed on both sides (95%)",
            "n_boot": n_boot}
     num_classes = len(ours["class_names"])
-    for (level, a, labels, groups), (_, b, _, _) in zip(_levels(ours), _levels(theirs)):
+    other = {level: runs for level, runs, _, _ in _levels(theirs)}
+    for level, a, labels, groups in _levels(ours):
+        b = other.get(level, {})
         out[level] = {p: {m: paired_difference(a[p], b[p], labels, groups, m, n_boot=n_boot, seed=seed,
                                                num_classes=num_classes) for m in METRICS}
                       for p in a if p in b and p != "TRTR"}
@@ -184,19 +224,32 @@ def compare_predictions(ours: dict, theirs: dict, *, n_boot: int = 1000, seed: i
 
 def markdown_lines(uncertainty: dict, comparison: dict | None = None) -> list[str]:
     def cell(x):
-        return f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
+        return "—" if x is None or x.get("mean") is None else f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
 
-    out = ["## Uncertainty", "", f"{uncertainty['method']}; {uncertainty['n_boot']} replicates. Exam level: the "
-           "mean of an exam's plane probabilities.", "",
-           "| level | protocol | accuracy | balanced accuracy |", "|---|---|---|---|"]
-    for level in ("scan", "exam"):
-        for name, metrics in uncertainty.get(level, {}).items():
+    names = uncertainty.get("class_names") or []
+    out = ["## Uncertainty", "", f"{uncertainty['method']}; {uncertainty['n_boot']} replicates. Levels: every test "
+           "scan; `scan_shows_label`, the scans whose ground truth shows their label (phantom visibility flags); "
+           "`exam`, one diagnosis per exam, the mean of its planes' probabilities.", "",
+           "| level | protocol | accuracy | balanced accuracy | AUC (one-vs-rest) |", "|---|---|---|---|---|"]
+    levels = [lv for lv in LEVELS if lv in uncertainty]
+    for level in levels:
+        n = f"{level} (n={uncertainty[level]['n']})"
+        for name, metrics in uncertainty[level].items():
             if isinstance(metrics, dict):
-                out.append(f"| {level} | {name} | {cell(metrics['accuracy'])} | {cell(metrics['balanced_accuracy'])} |")
+                out.append(f"| {n} | {name} | {cell(metrics['accuracy'])} | {cell(metrics['balanced_accuracy'])} | "
+                           f"{cell(metrics.get('auc_ovr'))} |")
+    if names:
+        out += ["", "Per-class recall:", "", "| level | protocol | " + " | ".join(names) + " |",
+                "|---|---|" + "---|" * len(names)]
+        for level in levels:
+            for name, metrics in uncertainty[level].items():
+                if isinstance(metrics, dict) and "/" not in name:
+                    out.append(f"| {level} | {name} | "
+                               + " | ".join(cell(metrics.get(f"recall_{c}")) for c in range(len(names))) + " |")
     if comparison:
         out += ["", f"Paired comparison with `{comparison['other']}` (this minus that): {comparison['method']}.", "",
                 "| level | protocol | accuracy difference | balanced accuracy difference |", "|---|---|---|---|"]
-        for level in ("scan", "exam"):
+        for level in LEVELS:
             for name, metrics in comparison.get(level, {}).items():
                 out.append(f"| {level} | {name} | {cell(metrics['accuracy'])} | "
                            f"{cell(metrics['balanced_accuracy'])} |")
