@@ -14,27 +14,35 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from medicraft_hf.data.phantom_styles import HELDOUT_STYLES, TUNING_STYLES, VERDICTS, validation_set
+from medicraft_hf.data.phantom_styles import (
+    FRESH_HELDOUT_STYLES,
+    HELDOUT_STYLES,
+    STYLES,
+    TUNING_STYLES,
+    VERDICTS,
+    random_style,
+    validation_set,
+)
 from medicraft_hf.evaluation.anatomy import ANATOMY_VERDICTS, check_anatomy, validate_on_phantom
 from medicraft_hf.io import write_json_atomic, write_text_atomic
 
 
 def run_styles(styles, size, per_verdict, seed):
     confusion = {v: Counter() for v in VERDICTS}
-    by_style = {s: Counter() for s in styles}
+    by_style = {}
     low_conf = []
     start = time.perf_counter()
     for image, truth in validation_set(styles, [size], per_verdict, seed=seed):
         result = check_anatomy(image)
         confusion[truth["verdict"]][result.verdict] += 1
-        by_style[truth["style"]]["n"] += 1
+        by_style.setdefault(truth["style"], Counter())["n"] += 1
         by_style[truth["style"]]["right"] += result.verdict == truth["verdict"]
         low_conf.append((result.confidence, result.verdict == truth["verdict"]))
     low_conf.sort()
     k = max(1, len(low_conf) // 10)
     wrong = sum(not right for _, right in low_conf)
     return {
-        "size": list(size), "styles": list(styles), "per_verdict": per_verdict, "seed": seed,
+        "size": list(size), "styles": [getattr(s, "name", s) for s in styles], "per_verdict": per_verdict, "seed": seed,
         "seconds": round(time.perf_counter() - start, 1),
         "accuracy": {v: round(confusion[v][v] / max(1, sum(confusion[v].values())), 4) for v in VERDICTS},
         "confusion": {v: {w: confusion[v][w] for w in ANATOMY_VERDICTS} for v in VERDICTS},
@@ -58,20 +66,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-verdict", type=int, default=60, help="held-out scans per verdict at 64x128")
     parser.add_argument("--per-verdict-large", type=int, default=40, help="held-out scans per verdict at 256x512")
-    parser.add_argument("--per-verdict-tuning", type=int, default=20, help="tuning-style scans per verdict and size")
+    parser.add_argument("--per-verdict-tuning", type=int, default=32,
+                        help="tuning-style scans per verdict at 64x128 (half at 256x512)")
     parser.add_argument("--out", default="docs", help="folder for anatomy_validation.{md,json}")
     args = parser.parse_args()
     results = {"heldout": [], "tuning": [], "training_phantom": None}
     sections = []
-    for size, n in (((64, 128), args.per_verdict), ((256, 512), args.per_verdict_large)):
-        r = run_styles(HELDOUT_STYLES, size, n, seed=2000)
-        results["heldout"].append(r)
-        sections.append(f"### Held-out styles, {size[0]}x{size[1]}: {n} scans per verdict\n\n" + table(r))
-        print(sections[-1], flush=True)
-    for size in ((64, 128), (256, 512)):
-        r = run_styles(TUNING_STYLES, size, args.per_verdict_tuning, seed=1)
+    results["fresh_heldout"] = []
+    groups = (("heldout", "Held-out styles (session 5)", HELDOUT_STYLES, 2000),
+              ("fresh_heldout", "Fresh held-out styles (session 6)", FRESH_HELDOUT_STYLES, 3000))
+    for key, title, styles, seed in groups:
+        for size, n in (((64, 128), args.per_verdict), ((256, 512), args.per_verdict_large)):
+            r = run_styles(styles, size, n, seed=seed)
+            results[key].append(r)
+            sections.append(f"### {title}, {size[0]}x{size[1]}: {n} scans per verdict\n\n" + table(r))
+            print(sections[-1], flush=True)
+    # Tuning: the four named tuning styles and twelve drawn by `random_style` (seeds [16, i]).
+    tuning = [STYLES[s] for s in TUNING_STYLES] + [random_style([16, i]) for i in range(12)]
+    for size, n in (((64, 128), args.per_verdict_tuning), ((256, 512), args.per_verdict_tuning // 2)):
+        r = run_styles(tuning, size, n, seed=11)
         results["tuning"].append(r)
-        sections.append(f"### Tuning styles, {size[0]}x{size[1]}: {args.per_verdict_tuning} scans per verdict\n\n"
+        sections.append(f"### Tuning styles (4 named + 12 random), {size[0]}x{size[1]}: {n} scans per verdict\n\n"
                         + table(r))
         print(sections[-1], flush=True)
     phantom = validate_on_phantom((64, 128), per_class=5)

@@ -101,6 +101,24 @@ HELDOUT_STYLES: tuple[str, ...] = ("spectralis_like", "cirrus_like", "handheld_n
 FRESH_HELDOUT_STYLES: tuple[str, ...] = ("topcon_like", "enhanced_depth", "time_domain", "saturated")
 
 
+def random_style(seed: int | Sequence[int]) -> DeviceStyle:
+    """A device style drawn over wide ranges (band contrasts, choroid, noise, grain, gamma,
+    vignetting, blur): the tuning set's breadth, beyond the four named tuning styles."""
+    rng = np.random.default_rng(seed)
+    inner = rng.uniform(0.25, 0.55)  # nuclear layers' level
+    span = rng.uniform(0.15, 0.45)  # how much brighter the plexiform layers and the EZ/RPE are
+    refl = _refl(rnfl=inner + span * rng.uniform(0.8, 1.4), gcl=inner + 0.1 * span, ipl=inner + 0.6 * span,
+                 inl=inner, opl=inner + 0.7 * span, onl=inner * rng.uniform(0.4, 0.8), elm=inner + 0.5 * span,
+                 myoid=inner * rng.uniform(0.6, 1.0), ez=inner + span * rng.uniform(1.0, 1.4), os=inner + 0.3 * span,
+                 iz=inner + 0.8 * span, rpe=min(1.0, inner + span * rng.uniform(1.1, 1.6)))
+    return DeviceStyle(
+        f"random_{'_'.join(map(str, np.atleast_1d(seed)))}", refl, choroid=rng.uniform(0.35, 0.8),
+        vessel_size_um=rng.uniform(40, 150), rolloff_um=rng.uniform(150, 900), dynamic_range=rng.uniform(3.0, 7.5),
+        noise=rng.uniform(0.3, 1.7), grain_um=(rng.uniform(3, 15), rng.uniform(6, 32)), floor=rng.uniform(0.02, 0.15),
+        gamma=float(np.exp(rng.uniform(np.log(0.6), np.log(1.7)))), vignette=rng.choice([0.0, rng.uniform(0.1, 0.6)]),
+        blur_um=rng.choice([0.0, rng.uniform(4, 24)]))
+
+
 def _pit(s: np.ndarray, centre: float, sigma: float, power: float) -> np.ndarray:
     return np.exp(-(np.abs(s - centre) / sigma) ** power)
 
@@ -256,7 +274,8 @@ def render_style_bscan(style: str | DeviceStyle, verdict: str, size: tuple[int, 
     truth = {"verdict": verdict, "style": st.name, "size": [H, W], "corruption": kind,
              "pit_x": [round((c + SCAN_MM / 2) / SCAN_MM, 4) for c, *_ in g["pits"]] if verdict != "no_fovea" else [],
              "pit_depth": [round(d, 4) for d in true_depths(g)], "dome": g["dome"] is not None,
-             "fluid": g["fluid"] is not None}
+             "fluid": g["fluid"] is not None,
+             "ilm": edges[0], "rpe": edges[-1]}  # true surfaces per column (pixel rows), for diagnosis
     return image, truth
 
 
@@ -282,7 +301,7 @@ def _corrupt(out: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
     return res
 
 
-def validation_set(styles: Sequence[str], sizes: Sequence[tuple[int, int]], per_verdict: int,
+def validation_set(styles: Sequence[str | DeviceStyle], sizes: Sequence[tuple[int, int]], per_verdict: int,
                    seed: int = 0) -> Iterator[tuple[np.ndarray, dict]]:
     """`per_verdict` scans of each verdict per size, styles taken in turn; reproducible."""
     for si, size in enumerate(sizes):

@@ -16,11 +16,19 @@ below are working-grid units.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, uniform_filter1d
+from scipy.ndimage import gaussian_filter, gaussian_filter1d, median_filter, uniform_filter1d
 
 MAX_STEP = 6  # rows a surface may move between neighbouring columns (a 45-70 degree wall)
 STEP_COST = 0.03  # per row moved, against edge costs of order 1
-ABOVE_COST = 3.0  # ILM: per working-grid height of tissue-bright signal above the path
+ABOVE_COST = 6.0  # ILM: per working-grid height of tissue-bright signal above the path
+ABOVE_LEVEL = 0.15  # ... tissue-bright: this fraction of the way from background to tissue
+RPE_MAX_STEP = 3  # Bruch's membrane is smoother than the ILM (no pit), even on a dome's wall
+RPE_STEP_COST = 0.2
+RPE_TEMPLATE_PASSES = 1  # re-traces by the outer retina's band pattern (`_template_match`)
+RPE_TEMPLATE_HALF = 8  # rows either side of the RPE in that pattern
+RPE_SMOOTH = 21.0  # columns (Gaussian sigma) of the ripple smoothing
+RPE_KEEP = 0.03  # ... departures above this fraction of the retina are kept
+RPE_MEDIAN = 21  # columns: a short excursion of the RPE path to another band is a trace error
 
 
 def min_cost_path(cost: np.ndarray, max_step: int = MAX_STEP, step_cost: float = STEP_COST) -> np.ndarray:
@@ -69,6 +77,24 @@ def _subpixel(cost: np.ndarray, path: np.ndarray) -> np.ndarray:
     return y + np.clip(off, -0.5, 0.5)
 
 
+def _template_match(band: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """Per row and column: correlation of the vertical profile there with the image's typical
+    profile around `path` (the median over columns). The outer retina's bands (EZ, IZ, RPE)
+    are alike in brightness, so a band measure hops between them; their pattern as a whole
+    (EZ above, RPE, choroid below) is matched only at the RPE."""
+    H, W = band.shape
+    w = RPE_TEMPLATE_HALF
+    offsets = np.arange(-w, w + 1)
+    rows = np.clip(np.round(path).astype(int)[None, :] + offsets[:, None], 0, H - 1)
+    template = np.median(np.take_along_axis(band, rows, axis=0), axis=1)
+    template = (template - template.mean()) / (np.linalg.norm(template - template.mean()) + 1e-9)
+    padded = np.pad(band, ((w, w), (0, 0)), mode="edge")
+    windows = np.stack([padded[w + o: w + o + H] for o in offsets])  # (2w+1, H, W)
+    windows = windows - windows.mean(axis=0)
+    norm = np.sqrt((windows**2).sum(axis=0)) + 1e-9
+    return np.tensordot(template, windows, axes=1) / norm
+
+
 def trace_surfaces(img: np.ndarray) -> dict:
     """ILM and RPE rows (float, sub-pixel) per column of the working-grid image `img` in [0, 1].
 
@@ -89,7 +115,7 @@ def trace_surfaces(img: np.ndarray) -> dict:
     below = (c[hi] - c[rows]) / np.maximum(hi - rows, 1)[:, None]
     edge = (below - above) / scale
     heavy = gaussian_filter(img, (2.0, 4.0))
-    excess = np.clip((heavy - background) / scale - 0.3, 0, None)
+    excess = np.clip((heavy - background) / scale - ABOVE_LEVEL, 0, None)
     tissue_above = np.cumsum(np.vstack([np.zeros((1, W)), excess]), axis=0)[:-1] / H
     ilm_cost = -edge + ABOVE_COST * tissue_above
     ilm_cost[: 1] = np.inf
@@ -103,7 +129,20 @@ def trace_surfaces(img: np.ndarray) -> dict:
     rpe_cost = -(band - background) / scale - 0.5 * drop / scale
     offset = rows[:, None] - ilm[None, :]
     rpe_cost = np.where((offset >= 0.05 * H) & (offset <= 0.5 * H), rpe_cost, np.inf)
-    rpe = _subpixel(rpe_cost, min_cost_path(rpe_cost))
+    allowed = (offset >= 0.05 * H) & (offset <= 0.5 * H)
+    rpe = _subpixel(rpe_cost, min_cost_path(rpe_cost, RPE_MAX_STEP, RPE_STEP_COST))
+    for _ in range(RPE_TEMPLATE_PASSES):
+        rpe_cost = np.where(allowed, -_template_match(band, rpe), np.inf)
+        rpe = _subpixel(rpe_cost, min_cost_path(rpe_cost, RPE_MAX_STEP, RPE_STEP_COST))
+    if RPE_MEDIAN > 1:
+        rpe = median_filter(rpe, RPE_MEDIAN, mode="nearest")
+    if RPE_SMOOTH > 0:
+        # Bruch's membrane is smooth; the traced band ripples by ~1% of the retina over the
+        # choroid's vessels. Smooth that ripple away, but keep what departs from the smooth
+        # curve by more (a dome's wall, a detachment's edge).
+        smooth = gaussian_filter1d(rpe, RPE_SMOOTH, mode="nearest")
+        keep = np.clip(np.abs(rpe - smooth) / (RPE_KEEP * max(float(np.median(rpe - ilm)), 1.0)) - 1, 0, 1)
+        rpe = smooth * (1 - keep) + rpe * keep
     return {"ilm": ilm, "rpe": rpe, "ilm_edge": ilm_edge, "background": background, "tissue": tissue, "smoothed": g}
 
 
