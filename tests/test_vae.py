@@ -16,6 +16,7 @@ from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
 from medicraft_hf.training.autoencoder import fft_magnitude_loss, psnr, random_crops
+from medicraft_hf.vae_quality import autocorrelation_width, compare, retina_mask
 from tests.factories import save_tiny_phantom
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,3 +111,20 @@ def test_bad_input_fails_before_training(tmp_path, phantom_dir, overrides, messa
         train_vae.main(vae_args(phantom_dir, tmp_path / "out", **overrides))
     assert message in str(caught.value) + capsys.readouterr().err
     assert not (tmp_path / "out" / "checkpoint-1").exists()
+
+
+def test_speckle_statistics_tell_grain_size_and_histogram_apart():
+    rng = np.random.default_rng(0)
+    fine = rng.integers(0, 256, (64, 128)).astype(np.uint8)  # grains of one pixel
+    coarse = np.kron(rng.integers(0, 256, (16, 32)), np.ones((4, 4))).astype(np.uint8)  # 4x4-pixel grains
+    mask = np.zeros((64, 128), bool)
+    mask[16:48] = True
+    same = compare(fine, fine, mask)
+    assert same["psnr"] == np.inf and same["ssim"] == pytest.approx(1) and same["histogram_w1"] == 0
+    assert autocorrelation_width(fine, mask, 0) < 1 < 1.5 < autocorrelation_width(coarse, mask, 0) < 3
+    assert autocorrelation_width(coarse, mask, 1) == pytest.approx(autocorrelation_width(coarse, mask, 0), abs=0.5)
+    darker = compare(fine, (fine // 2).astype(np.uint8), mask)
+    assert darker["histogram_w1"] == pytest.approx(np.abs(fine[mask] - fine[mask] // 2).mean(), rel=0.02)
+    gt = {"size": [32, 64], "surface_x": [0, 63], "ilm_y": [8, 8], "rpe_y": [16, 24]}
+    retina = retina_mask(json.dumps(gt), (64, 128))  # drawn at twice the ground truth's size
+    assert retina[16:33, 0].all() and not retina[15, 0] and not retina[33, 0] and retina[16:48, -1].all()
