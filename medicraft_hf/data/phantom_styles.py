@@ -94,11 +94,22 @@ STYLES: dict[str, DeviceStyle] = {s.name: s for s in (
                 blur_um=22.0, noise=0.6, grain_um=(15.0, 30.0), dynamic_range=3.5, gamma=1.2, floor=0.08),
     DeviceStyle("saturated", _refl(0.90, 0.60, 0.72, 0.55, 0.78, 0.40, 0.68, 0.52, 0.95, 0.62, 0.85, 1.00),
                 dynamic_range=3.0, gamma=0.6, floor=0.08, vignette=0.2, noise=0.8, choroid=0.66),
+    # Third held-out group (session 6, second half): defined after the first half's changes,
+    # before the second half's, and measured once at the session's end.
+    DeviceStyle("bioptigen_like", _refl(0.62, 0.38, 0.48, 0.33, 0.52, 0.24, 0.42, 0.30, 0.70, 0.40, 0.58, 0.86),
+                noise=1.2, grain_um=(9.0, 20.0), blur_um=8.0, floor=0.11, vignette=0.35, rolloff_um=260.0),
+    DeviceStyle("merged_outer", _refl(0.74, 0.36, 0.52, 0.30, 0.58, 0.20, 0.80, 0.75, 0.92, 0.85, 0.90, 0.94),
+                noise=0.7, blur_um=10.0, choroid=0.52, vessel_size_um=70.0),
+    DeviceStyle("fast_rolloff", _refl(0.76, 0.40, 0.55, 0.33, 0.60, 0.22, 0.48, 0.30, 0.84, 0.42, 0.66, 0.93),
+                rolloff_um=110.0, noise=0.9, choroid=0.6, dynamic_range=5.0),
+    DeviceStyle("wide_dynamic", _refl(0.70, 0.42, 0.54, 0.36, 0.58, 0.26, 0.46, 0.34, 0.80, 0.44, 0.64, 0.90),
+                dynamic_range=8.0, noise=1.0, gamma=1.1, floor=0.05, grain_um=(5.0, 12.0)),
 )}
 TUNING_STYLES: tuple[str, ...] = ("mid_contrast", "grainy", "dim_vignetted", "smooth_averaged")
 HELDOUT_STYLES: tuple[str, ...] = ("spectralis_like", "cirrus_like", "handheld_noisy", "swept_source", "low_signal")
 # Measured once at the end of the session that changed the check last (see anatomy_validation.md).
 FRESH_HELDOUT_STYLES: tuple[str, ...] = ("topcon_like", "enhanced_depth", "time_domain", "saturated")
+THIRD_HELDOUT_STYLES: tuple[str, ...] = ("bioptigen_like", "merged_outer", "fast_rolloff", "wide_dynamic")
 
 
 def random_style(seed: int | Sequence[int]) -> DeviceStyle:
