@@ -18,6 +18,7 @@ from medicraft_hf.data.phantom_styles import (
     FRESH_HELDOUT_STYLES,
     HELDOUT_STYLES,
     STYLES,
+    THIRD_HELDOUT_STYLES,
     TUNING_STYLES,
     VERDICTS,
     random_style,
@@ -72,9 +73,10 @@ def main():
     args = parser.parse_args()
     results = {"heldout": [], "tuning": [], "training_phantom": None}
     sections = []
-    results["fresh_heldout"] = []
+    results["fresh_heldout"], results["third_heldout"] = [], []
     groups = (("heldout", "Held-out styles (session 5)", HELDOUT_STYLES, 2000),
-              ("fresh_heldout", "Fresh held-out styles (session 6)", FRESH_HELDOUT_STYLES, 3000))
+              ("fresh_heldout", "Fresh held-out styles (session 6)", FRESH_HELDOUT_STYLES, 3000),
+              ("third_heldout", "Third held-out styles (session 6, end)", THIRD_HELDOUT_STYLES, 4000))
     for key, title, styles, seed in groups:
         for size, n in (((64, 128), args.per_verdict), ((256, 512), args.per_verdict_large)):
             r = run_styles(styles, size, n, seed=seed)

@@ -193,3 +193,31 @@ def test_hugging_face_login_builds(tmp_path):
     pytest.importorskip("itsdangerous", reason="Hugging Face OAuth needs gradio[oauth]")
     review = ReviewRound(review_dataset(2), tmp_path / "ratings", round_name="r", anatomy_check=None)
     build_review_blocks(review, identity="oauth")  # the Space's Hugging Face login builds
+
+
+def test_uncertain_first_order_shows_the_least_confident_anatomy_verdicts_first(tmp_path):
+    from medicraft_hf.data.phantom import phantom_bscan
+    from medicraft_hf.data.phantom_styles import render_style_bscan
+    from medicraft_hf.evaluation.anatomy import check_anatomy
+
+    # Scans the check is sure of (noise: corrupted; clean phantoms: ok) and shallow pits near a boundary.
+    images = [phantom_bscan("healthy", seed=s, size=(64, 128))[0] for s in (1, 2)]
+    images += [render_style_bscan("mid_contrast", "hypoplastic_fovea", (64, 128), seed=s)[0] for s in (3, 4)]
+    images += [np.random.default_rng(s).integers(0, 256, (64, 128), dtype=np.uint8) for s in (5, 6)]
+    dataset = review_dataset(6, size=(64, 128))
+    dataset = dataset.map(lambda row, i: {"image": Image.fromarray(np.asarray(images[i]))}, with_indices=True,
+                          features=dataset.features)
+    confidence = {row["image_id"]: check_anatomy(row["image"]).confidence for row in dataset}
+    assert len(set(confidence.values())) > 2  # the order below is decided by the check, not by ties
+
+    review = ReviewRound(dataset, tmp_path / "ratings", round_name="r", order="uncertain-first")
+    order = review.order("reviewer-a")
+    assert [confidence[i] for i in order] == sorted(confidence.values())
+    restarted = ReviewRound(dataset, tmp_path / "ratings", round_name="r", order="uncertain-first")
+    assert restarted.order("reviewer-a") == order
+
+    with pytest.raises(ValueError, match="blinded round"):
+        ReviewRound(dataset, tmp_path / "ratings", round_name="r2", real=review_dataset(2, source="real", prefix="real"),
+                    order="uncertain-first")
+    with pytest.raises(ValueError, match="Unknown review order"):
+        ReviewRound(dataset, tmp_path / "ratings", round_name="r3", order="by-label")

@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--revision", default=None, help="Hub revision of the dataset(s)")
     parser.add_argument("--no-anatomy-check", action="store_true",
                         help="do not store the automatic check's verdict beside each rating")
+    parser.add_argument("--order", choices=("random", "uncertain-first"), default="random",
+                        help="random: each reviewer's own seeded order; uncertain-first: the scans the anatomy check "
+                             "is least sure of first (not with --real)")
     parser.add_argument("--reviewer", default=None, help="pre-fill the reviewer name (only its pseudonym is stored)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 to reach it from other machines)")
     parser.add_argument("--port", type=int, default=7861, help="port to serve on")
@@ -97,6 +100,7 @@ def review_round(args):
         round_name=args.round_name,
         seed=args.seed,
         anatomy_check=None if args.no_anatomy_check else default_anatomy_check,
+        order=args.order,
     )
 
 

@@ -32,6 +32,9 @@ from medicraft_hf.schema import class_names_of
 _META_COLUMNS = ("image_id", "label", "source", "model_id", "model_revision", "seed")
 
 
+REVIEW_ORDERS = ("random", "uncertain-first")
+
+
 def default_anatomy_check(image):
     from medicraft_hf.evaluation.anatomy import check_anatomy
 
@@ -79,6 +82,10 @@ class ReviewRound:
         seed: seeds the real-scan draw and every reviewer's order.
         anatomy_check: `image -> AnatomyResult` stored beside each expert verdict so the
             report can compare them; None to skip it.
+        order: ``"random"`` (each reviewer's own seeded order) or ``"uncertain-first"``
+            (the scans the anatomy check is least confident about first, ties in the
+            reviewer's seeded order): expert time goes where the check needs it. Not for
+            blinded rounds, where the order would tell real scans from generated ones.
     """
 
     def __init__(
@@ -92,7 +99,13 @@ class ReviewRound:
         round_name: str = "round-1",
         seed: int = 0,
         anatomy_check: Callable | None = default_anatomy_check,
+        order: str = "random",
     ):
+        if order not in REVIEW_ORDERS:
+            raise ValueError(f"Unknown review order {order!r}; choose one of {list(REVIEW_ORDERS)}.")
+        if order == "uncertain-first" and (real is not None or anatomy_check is None):
+            raise ValueError("The uncertain-first order needs the anatomy check and a round without real scans mixed "
+                             "in (in a blinded round it would give away which scans are real); use the random order.")
         self.store = store if isinstance(store, RatingsStore) else RatingsStore(store)
         self.store.check_writable()  # refused now, not at the first verdict
         self.round_name = str(round_name)
@@ -121,6 +134,9 @@ class ReviewRound:
             self.items[item.image_id] = item
         self._ids = sorted(self.items)
         self.manifest_path = self._record_draw()
+        # The check's confidence per scan: deterministic, so a restarted app keeps the order.
+        self._confidence = ({i: self.anatomy_check(self.image(self.items[i])).confidence for i in self._ids}
+                            if order == "uncertain-first" else None)
 
     def _record_draw(self):
         """Write the truth of every scan of the round (`.rounds/<round>.json`), once.
@@ -163,9 +179,12 @@ class ReviewRound:
         return len(self._ids)
 
     def order(self, reviewer: str) -> list[str]:
-        """The reviewer's image ids in their own seeded random order."""
+        """The reviewer's image ids in their own seeded random order (least confident
+        anatomy verdicts first, for the uncertain-first order)."""
         ids = list(self._ids)
         random.Random(f"{self.seed}:{self.round_name}:{reviewer}").shuffle(ids)
+        if self._confidence is not None:
+            ids.sort(key=self._confidence.__getitem__)  # stable: ties keep the seeded order
         return ids
 
     def _rated(self, reviewer: str, image_id: str) -> bool:
