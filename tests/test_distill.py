@@ -241,3 +241,20 @@ def test_generate_keeps_a_few_step_models_scheduler_and_defaults_to_its_step_cou
     assert sampling_choice(teacher_dir, None, None, None) == {
         "model": teacher_dir, "revision": None, "scheduler": None, "num_inference_steps": 20}
     assert sampling_choice("demo", None, None, None)["model"] is None  # the embedded default, by name
+
+
+def test_the_shipped_fast_demo_model_is_the_demo_models_unet_with_lcm_and_a_current_pipeline_file():
+    from medicraft_hf.few_step import FAST_DEMO_MODEL_DIR, embedded_model
+    from medicraft_hf.models import DEMO_MODEL_DIR
+
+    assert embedded_model("demo-fast") == FAST_DEMO_MODEL_DIR
+    fast, teacher = load_pipeline(FAST_DEMO_MODEL_DIR), load_pipeline(DEMO_MODEL_DIR)
+    assert isinstance(fast.scheduler, LCMScheduler) and fast.scheduler.config.original_inference_steps == 25
+    assert fast.class_names == teacher.class_names and fast.image_size == teacher.image_size
+    strip = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    assert strip(fast.unet.config) == strip(teacher.unet.config)
+    assert sum(f.stat().st_size for f in FAST_DEMO_MODEL_DIR.rglob("*") if f.is_file()) < 50e6
+    assert not list(FAST_DEMO_MODEL_DIR.rglob("*.bin")) and not list(FAST_DEMO_MODEL_DIR.rglob("*.pt"))
+    assert (FAST_DEMO_MODEL_DIR / "pipeline.py").read_text() == (ROOT / "medicraft_hf" / "pipeline.py").read_text(), \
+        "medicraft_hf/demo_model_fast/pipeline.py is stale: copy medicraft_hf/pipeline.py over it"
+    assert "Not for diagnosis" in (FAST_DEMO_MODEL_DIR / "README.md").read_text()

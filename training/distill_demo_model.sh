@@ -22,16 +22,30 @@ OMP_WAIT_POLICY=PASSIVE .venv/bin/accelerate launch --num_processes 1 --num_mach
   --validation_steps 50 --num_validation_images 4 --validation_inference_steps 4 --seed 0 \
   --resume_from_checkpoint latest --output_dir "$OUT/distill-demo"
 
-# Teacher (SDE DPM-Solver++ 20 steps) and student (1, 2, 4 steps), the same seeds per column.
+# Teacher (SDE DPM-Solver++ 20 steps; and LCM at 4 steps before distillation) and student
+# (4, 2, 1 steps): the same seeds per column.
 .venv/bin/python - "$OUT/distill-demo" <<'EOF'
 import sys
 
 from medicraft_hf.models import DEMO_MODEL_DIR, load_pipeline
+from medicraft_hf.training.distillation import few_step_scheduler
 from medicraft_hf.training.validation import comparison_grid
 
 out = sys.argv[1]
-rows = [("teacher, 20 steps", load_pipeline(DEMO_MODEL_DIR, scheduler="sde-dpmsolver++"), 20)]
-rows += [(f"distilled, {s} step{'s' * (s > 1)}", load_pipeline(out), s) for s in (1, 2, 4)]
+undistilled = load_pipeline(DEMO_MODEL_DIR)
+undistilled.scheduler = few_step_scheduler(undistilled.scheduler.config, num_ddim_timesteps=25)
+rows = [("teacher, SDE DPM-Solver++ 20 steps", load_pipeline(DEMO_MODEL_DIR, scheduler="sde-dpmsolver++"), 20),
+        ("teacher, LCM 4 steps (not distilled)", undistilled, 4)]
+rows += [(f"distilled, {s} step{'s' * (s > 1)}", load_pipeline(out), s) for s in (4, 2, 1)]
 comparison_grid(rows, per_class=4, seed=0).save(f"{out}/samples/teacher_vs_distilled.png")
 print(f"{out}/samples/teacher_vs_distilled.png")
 EOF
+
+# Ship: the pipeline folder without checkpoints or logs, plus the comparison grid (the card,
+# medicraft_hf/demo_model_fast/README.md, is written by hand from the one distill.py saves).
+SHIP=medicraft_hf/demo_model_fast
+mkdir -p "$SHIP/samples"
+rm -rf "$SHIP/unet" "$SHIP/scheduler"
+cp -r "$OUT/distill-demo/unet" "$OUT/distill-demo/scheduler" "$OUT/distill-demo/model_index.json" \
+  "$OUT/distill-demo/pipeline.py" "$SHIP/"
+cp "$OUT/distill-demo/samples/teacher_vs_distilled.png" "$SHIP/samples/"
