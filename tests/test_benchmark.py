@@ -130,3 +130,32 @@ def test_best_checkpoint_is_restored_whole(tmp_path):
     trainer.state.best_model_checkpoint = str(tmp_path / "checkpoint-1")
     trainer._load_best_model()
     assert all(torch.equal(model.state_dict()[k], v) for k, v in best.items())
+
+
+def test_learned_exam_readout_uses_the_plane_that_shows_the_lesion():
+    """Exams of 4 planes; a 'fluid' exam (class 1) shows it in one plane only, so the mean of its
+    planes says class 0 and only the read-out fit on the validation exams gets it right."""
+    from medicraft_hf.evaluation.uncertainty import exam_predictions, learned_exam_probs
+
+    rng = np.random.default_rng(0)
+
+    def exams(n, prefix):
+        probs, labels, ids = [], [], []
+        for e in range(n):
+            label = e % 2
+            planes = np.tile([0.9, 0.1], (4, 1)) + rng.normal(0, 0.02, (4, 2)) * [1, -1]
+            if label:
+                planes[0] = [0.2, 0.8]  # the one plane through the fluid
+            probs.append(planes / planes.sum(1, keepdims=True))
+            labels += [label] * 4
+            ids += [f"{prefix}{e}"] * 4
+        return np.concatenate(probs), np.array(labels), ids
+
+    val, test = exams(20, "v"), exams(10, "t")
+    mean, labels, _ = exam_predictions(*test, "mean")
+    assert (mean.argmax(1) == labels).mean() == 0.5  # the mean misses every fluid exam
+    learned, labels, order = learned_exam_probs(*val, *test, num_classes=2)
+    assert order == [f"t{e}" for e in range(10)] and (learned.argmax(1) == labels).all()
+    only_class_0 = (val[0][val[1] == 0], val[1][val[1] == 0], [i for i, y in zip(val[2], val[1]) if y == 0])
+    with pytest.raises(ValueError, match=r"no exam of class ids \[1\]"):
+        learned_exam_probs(*only_class_0, *test, num_classes=2)

@@ -36,10 +36,10 @@ def run_ceiling(real, out_dir, *, seeds=(0, 1, 2), resolution=(64, 128), setting
         validation = inputs.to_image_set(real_dd["validation"], resolution, "real/validation")
     elif settings.patience > 0:
         log("warning: the real data has no 'validation' split: TRTR trains the fixed max_steps")
-    usefulness, _, test_probs = run_protocols(train, train, test, class_names, resolution, settings, seeds=seeds,
-                                              runs_dir=out_dir / "runs", protocols=("TRTR",),
-                                              log=log, validation=validation)
-    predictions = predictions_record(test, class_names, test_probs)
+    usefulness, _, test_probs, validation_probs = run_protocols(
+        train, train, test, class_names, resolution, settings, seeds=seeds, runs_dir=out_dir / "runs",
+        protocols=("TRTR",), log=log, validation=validation)
+    predictions = predictions_record(test, class_names, test_probs, validation, validation_probs)
     write_json_atomic(out_dir / PREDICTIONS_FILE, predictions)
     log(f"intervals: {n_boot} bootstrap replicates over test patients x seeds")
     intervals = uncertainty_report(predictions, n_boot=n_boot)

@@ -86,13 +86,15 @@ def run_protocols(
     log=print,
     validation: ImageSet | None = None,
 ):
-    """Run every (protocol, seed); return (results, the model named by `keep_model`, and each
-    protocol's per-seed test probabilities `(N, C)` for `evaluation.uncertainty`).
+    """Run every (protocol, seed); return (results, the model named by `keep_model`, each
+    protocol's per-seed test probabilities `(N, C)` for `evaluation.uncertainty`, and the same
+    on `validation` (None without one): they fit the exam-level read-out there).
 
-    The kept model (TRTR, first seed) defines the feature space of fidelity and privacy.
+    The kept model (TRTR, first seed) defines the feature space of fidelity and privacy. Every
+    run's model is saved in `runs_dir` (a tiny ViT, safetensors).
     """
     metric = load_metric()
-    results, kept, test_probs = {}, None, {}
+    results, kept, test_probs, validation_probs = {}, None, {}, {}
     for protocol in protocols:
         train = training_set(protocol, real_train, synthetic)
         runs = []
@@ -102,15 +104,22 @@ def run_protocols(
             cached = Path(runs_dir) / f"{protocol}-seed{seed}.json" if runs_dir else None
             model_dir = Path(runs_dir) / f"{protocol}-seed{seed}-model" if runs_dir else None
             want_model = (protocol, seed) == tuple(keep_model)
-            if cached and cached.exists() and (not want_model or (model_dir / "config.json").exists()):
+            has_model = bool(model_dir) and (model_dir / "config.json").exists()
+            if cached and cached.exists() and (not want_model or has_model):
                 run = json.loads(cached.read_text())
-                if run.get("fingerprint") == key and "test_probs" in run:  # (older runs kept no probabilities)
+                stale = validation is not None and "validation_probs" not in run and not has_model
+                if run.get("fingerprint") == key and "test_probs" in run and not stale:  # (older runs kept less)
                     log(f"[{protocol} seed {seed}] reused {cached}")
-                    runs.append(run)
-                    if want_model:
+                    model = None
+                    if want_model or (validation is not None and "validation_probs" not in run):
                         from transformers import ViTForImageClassification
 
-                        kept = ViTForImageClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+                        model = ViTForImageClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+                    if validation is not None and "validation_probs" not in run:
+                        run["validation_probs"] = np.round(embed_and_predict(model, validation)[1], 6).tolist()
+                        write_json_atomic(cached, run)
+                    kept = model if want_model else kept
+                    runs.append(run)
                     continue
             log(f"[{protocol} seed {seed}] training on {len(train)} images ({PROTOCOLS[protocol]})")
             record = []
@@ -133,11 +142,13 @@ def run_protocols(
                 "fingerprint": key,
                 "test_probs": np.round(probs, 6).tolist(),
             }
+            if validation is not None:
+                run["validation_probs"] = np.round(embed_and_predict(model, validation)[1], 6).tolist()
             if want_model:
                 kept = model
-                if model_dir:
-                    with atomic_path(model_dir) as tmp:
-                        model.save_pretrained(tmp)  # safetensors
+            if model_dir:
+                with atomic_path(model_dir) as tmp:
+                    model.save_pretrained(tmp)  # safetensors
             if cached:
                 write_json_atomic(cached, run)
             log(f"[{protocol} seed {seed}] accuracy {metrics['accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f} "
@@ -154,4 +165,6 @@ def run_protocols(
             "runs": [{k: r.get(k) for k in ("seed", "metrics", "confusion_matrix", "training")} for r in runs],
         }
         test_probs[protocol] = [r.get("test_probs") for r in runs]
-    return results, kept, test_probs
+        if validation is not None:
+            validation_probs[protocol] = [r["validation_probs"] for r in runs]
+    return results, kept, test_probs, (validation_probs if validation is not None else None)

@@ -112,7 +112,7 @@ def run_evaluation(
     other_predictions = None
     if compare_to is not None:  # a missing or foreign report fails now, not after training
         other_predictions = _read_predictions(compare_to)
-    usefulness, model, test_probs = run_protocols(
+    usefulness, model, test_probs, validation_probs = run_protocols(
         real_train, synthetic_set, real_test, class_names, resolution, settings, seeds=seeds,
         runs_dir=out_dir / "runs", log=log, validation=validation,
     )  # fmt: skip
@@ -136,7 +136,7 @@ def run_evaluation(
         anatomy_report = {"verdicts": list(ANATOMY_VERDICTS), **{k: summarize(v) for k, v in per_image.items()}}
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictions = predictions_record(real_test, class_names, test_probs)
+    predictions = predictions_record(real_test, class_names, test_probs, validation, validation_probs)
     write_json_atomic(out_dir / PREDICTIONS_FILE, predictions)
     log(f"intervals: {n_boot} bootstrap replicates over test patients x seeds")
     intervals = uncertainty_report(predictions, n_boot=n_boot)

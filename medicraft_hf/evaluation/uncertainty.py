@@ -27,8 +27,12 @@ import numpy as np
 METRICS = ("accuracy", "balanced_accuracy")  # the headline ones: ratios and paired differences
 # Levels of `uncertainty_report`: every test scan; the scans whose ground truth shows the label
 # (a plane that misses the lesion keeps the eye's label but cannot show it; phantom rows with
-# visibility flags only, see `data.phantom.plane_shows_label`); one diagnosis per exam.
-LEVELS = ("scan", "scan_shows_label", "exam")
+# visibility flags only, see `data.phantom.plane_shows_label`); one diagnosis per exam, the mean
+# of its planes' probabilities; one diagnosis per exam read out by a small model fit on the
+# validation split (`learned_exam_probs`).
+LEVELS = ("scan", "scan_shows_label", "exam", "exam_learned")
+# Inverse regularisation of the exam read-out (multinomial logistic regression on 2 x C features).
+EXAM_READOUT_C = 10.0
 
 
 def exam_predictions(probs: np.ndarray, labels: Sequence[int], exam_ids: Sequence[str], how: str = "mean"):
@@ -55,6 +59,33 @@ def exam_predictions(probs: np.ndarray, labels: Sequence[int], exam_ids: Sequenc
     return out, exam_labels, order
 
 
+def exam_features(probs: np.ndarray, labels, exam_ids):
+    """Per exam: log of the mean and of the largest probability of each class over its planes
+    (one plane with fluid is enough for a clinic; the mean says how much of the eye looks so)."""
+    mean, exam_labels, order = exam_predictions(probs, labels, exam_ids, "mean")
+    where = {e: i for i, e in enumerate(order)}
+    index = np.array([where[e] for e in exam_ids])
+    probs = np.asarray(probs, dtype=np.float64)
+    top = np.stack([probs[index == i].max(axis=0) for i in range(len(order))])
+    return np.log(np.hstack([mean, top]) + 1e-4), exam_labels, order
+
+
+def learned_exam_probs(validation_probs, validation_labels, validation_exams, test_probs, test_labels, test_exams,
+                       num_classes: int):
+    """Exam-level probabilities on the test exams from a logistic regression over `exam_features`,
+    fit on the validation exams of the same classifier run (never on test)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_val, y_val, _ = exam_features(validation_probs, validation_labels, validation_exams)
+    missing = sorted(set(range(num_classes)) - set(y_val.tolist()))
+    if missing:
+        raise ValueError(f"The validation split has no exam of class ids {missing}; the exam read-out needs every "
+                         "class there.")
+    readout = LogisticRegression(C=EXAM_READOUT_C, max_iter=5000).fit(x_val, y_val)
+    x_test, y_test, order = exam_features(test_probs, test_labels, test_exams)
+    return readout.predict_proba(x_test), y_test, order
+
+
 def score(probs: np.ndarray, labels: np.ndarray, num_classes: int, auc: bool = False) -> dict[str, float]:
     """accuracy, balanced accuracy (mean recall over the classes present) and per-class recall;
     with `auc`, also the one-vs-rest ROC AUC per class (`auc_<c>`) and their mean over the
@@ -68,13 +99,21 @@ def score(probs: np.ndarray, labels: np.ndarray, num_classes: int, auc: bool = F
     out = {"accuracy": float((predicted == labels).mean()), "balanced_accuracy": float(np.nanmean(recall))}
     out.update({f"recall_{c}": float(r) for c, r in enumerate(recall)})
     if auc:
-        from sklearn.metrics import roc_auc_score
-
-        aucs = [float(roc_auc_score(labels == c, probs[:, c])) if 0 < present[c] < len(labels) else np.nan
-                for c in range(num_classes)]
+        aucs = [_auc(labels == c, probs[:, c]) if 0 < present[c] < len(labels) else np.nan for c in range(num_classes)]
         out.update({f"auc_{c}": a for c, a in enumerate(aucs)})
         out["auc_ovr"] = float(np.nanmean(aucs)) if np.isfinite(aucs).sum() >= 2 else np.nan
     return out
+
+
+def _auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank sum (ties count half), as sklearn's `roc_auc_score`, but
+    without its per-call overhead: the bootstrap calls it thousands of times."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    n_pos = int(positive.sum())
+    n_neg = len(scores) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _patient_index(groups: Sequence[str]) -> list[np.ndarray]:
@@ -146,11 +185,16 @@ def paired_difference(a_runs, b_runs, labels, groups, metric: str = "balanced_ac
 
 
 # ---------------------------------------------------------------------------- report sections
-def predictions_record(real_test, class_names, test_probs: dict) -> dict:
-    """What `predictions.json` keeps: the test scans and every run's probabilities on them."""
-    return {"class_names": list(class_names), "image_ids": list(real_test.image_ids),
-            "labels": real_test.labels.tolist(), "patient_ids": real_test.patient_ids,
-            "exam_ids": real_test.exam_ids, "shows_label": real_test.shows_label, "runs": test_probs}
+def predictions_record(real_test, class_names, test_probs: dict, validation=None, validation_probs=None) -> dict:
+    """What `predictions.json` keeps: the test scans and every run's probabilities on them (and,
+    with a validation split, every run's validation probabilities, for the exam read-out)."""
+    out = {"class_names": list(class_names), "image_ids": list(real_test.image_ids),
+           "labels": real_test.labels.tolist(), "patient_ids": real_test.patient_ids,
+           "exam_ids": real_test.exam_ids, "shows_label": real_test.shows_label, "runs": test_probs}
+    if validation is not None and validation_probs and validation.exam_ids:
+        out["validation"] = {"labels": validation.labels.tolist(), "exam_ids": validation.exam_ids,
+                             "runs": validation_probs}
+    return out
 
 
 def _levels(predictions: dict):
@@ -176,6 +220,14 @@ def _levels(predictions: dict):
                 exam_runs[protocol].append(probs)
         patient_of_exam = dict(zip(exams, groups))
         yield "exam", exam_runs, exam_labels, [patient_of_exam[e] for e in (order or [])]
+        val = predictions.get("validation")
+        num_classes = len(predictions["class_names"])
+        # (a validation split without some class cannot fit the read-out: that level is left out)
+        if val and all(len(val["runs"].get(p) or []) == len(rs) for p, rs in runs.items()) and \
+                len(set(val["labels"])) == num_classes:
+            learned = {p: [learned_exam_probs(np.asarray(v), val["labels"], val["exam_ids"], r, labels, exams,
+                                              num_classes)[0] for v, r in zip(val["runs"][p], rs)] for p, rs in runs.items()}
+            yield "exam_learned", learned, exam_labels, [patient_of_exam[e] for e in (order or [])]
 
 
 def report_metrics(class_names) -> list[str]:
@@ -229,7 +281,9 @@ def markdown_lines(uncertainty: dict, comparison: dict | None = None) -> list[st
     names = uncertainty.get("class_names") or []
     out = ["## Uncertainty", "", f"{uncertainty['method']}; {uncertainty['n_boot']} replicates. Levels: every test "
            "scan; `scan_shows_label`, the scans whose ground truth shows their label (phantom visibility flags); "
-           "`exam`, one diagnosis per exam, the mean of its planes' probabilities.", "",
+           "`exam`, one diagnosis per exam, the mean of its planes' probabilities; `exam_learned`, one diagnosis "
+           "per exam from a logistic regression over the per-class mean and maximum of its planes' probabilities, "
+           "fit on the validation exams of each classifier run.", "",
            "| level | protocol | accuracy | balanced accuracy | AUC (one-vs-rest) |", "|---|---|---|---|---|"]
     levels = [lv for lv in LEVELS if lv in uncertainty]
     for level in levels:
