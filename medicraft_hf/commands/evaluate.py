@@ -35,6 +35,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--compare-to", default=None, metavar="REPORT_DIR",
                         help="Another evaluation's report folder (same real data, resolution and seeds): add a "
                              "paired comparison, this synthetic set minus that one, with intervals.")
+    parser.add_argument("--protocols", default="TRTR,TSTR,TRSTR",
+                        help="Comma-separated protocols to run (TRTR, the reference, always among them).")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="Bootstrap replicates (test patients x seeds) for the intervals.")
 
@@ -69,6 +71,7 @@ def run(args) -> int:
         anatomy=not args.no_anatomy,
         compare_to=args.compare_to,
         n_boot=args.bootstrap,
+        protocols=tuple(p.strip() for p in args.protocols.split(",") if p.strip()),
     )
     print(f"Report: {args.out}/report.md")
     return 0

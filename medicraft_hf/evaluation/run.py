@@ -64,6 +64,7 @@ def run_evaluation(
     anatomy: bool = True,
     compare_to=None,
     n_boot: int = 1000,
+    protocols=tuple(PROTOCOLS),
     log=print,
 ) -> dict:
     """Evaluate `synthetic` against `real` and write report.{json,md} and plots to `out_dir`.
@@ -82,6 +83,9 @@ def run_evaluation(
         from medicraft_hf.evaluation.ceiling import run_ceiling
 
         return run_ceiling(real, out_dir, seeds=seeds, resolution=resolution, settings=settings, n_boot=n_boot, log=log)
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or "TRTR" not in protocols:
+        raise ValueError(f"protocols must include TRTR (the reference) and be among {list(PROTOCOLS)}; got {list(protocols)}.")
     if len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
     if len(seeds) < MIN_SEEDS:
@@ -114,7 +118,7 @@ def run_evaluation(
         other_predictions = _read_predictions(compare_to)
     usefulness, model, test_probs, validation_probs = run_protocols(
         real_train, synthetic_set, real_test, class_names, resolution, settings, seeds=seeds,
-        runs_dir=out_dir / "runs", log=log, validation=validation,
+        runs_dir=out_dir / "runs", log=log, validation=validation, protocols=protocols,
     )  # fmt: skip
 
     log("fidelity and memorization audit in the TRTR classifier's feature space")
@@ -172,7 +176,7 @@ def run_evaluation(
         },
         "settings": {
             "seeds": seeds,
-            "protocols": PROTOCOLS,
+            "protocols": {p: PROTOCOLS[p] for p in protocols},
             "classifier": settings.to_dict(),
             "max_train_images": max_train_images,
         },
