@@ -159,3 +159,34 @@ def test_learned_exam_readout_uses_the_plane_that_shows_the_lesion():
     only_class_0 = (val[0][val[1] == 0], val[1][val[1] == 0], [i for i, y in zip(val[2], val[1]) if y == 0])
     with pytest.raises(ValueError, match=r"no exam of class ids \[1\]"):
         learned_exam_probs(*only_class_0, *test, num_classes=2)
+
+
+def test_preset_refuses_cohort_flags(tmp_path, capsys):
+    from medicraft_hf.cli import main
+
+    assert main(["phantom", "--preset", "benchmark-v1", "--num-patients", "10", "--out", str(tmp_path / "b")]) != 0
+    assert "--preset benchmark-v1 fixes the cohort; drop --num-patients" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_ceiling_without_synthetic_runs_trtr_alone(tmp_path):
+    from datasets import DatasetDict
+
+    from medicraft_hf.data.build import rows_to_dataset
+    from medicraft_hf.data.split import split_by_patient
+    from medicraft_hf.evaluation.classifier import ClassifierSettings
+    from medicraft_hf.evaluation.run import run_evaluation
+
+    rows = phantom_rows(16, seed=1, size=SMALL, class_weights=[1, 1, 1, 1], planes_deg=(0.0, 90.0))
+    real = split_by_patient(rows_to_dataset(rows), seed=0, fractions={"train": 0.5, "validation": 0.25, "test": 0.25})
+    assert isinstance(real, DatasetDict) and len(set(real["validation"]["label"])) == 4  # the read-out needs every class
+    settings = ClassifierSettings(max_steps=6, eval_every=2, patience=1, batch_size=8, hidden_size=16, num_heads=2,
+                                  num_layers=1)
+    result = run_evaluation(real, None, tmp_path / "ceiling", seeds=[0], resolution=SMALL, settings=settings, n_boot=50)
+    assert list(result["usefulness"]) == ["TRTR"] and result["usefulness"]["TRTR"]["runs"][0]["training"]["curve"]
+    saved = json.loads((tmp_path / "ceiling" / "report.json").read_text())
+    assert set(saved["uncertainty"]) >= {"scan", "exam", "exam_learned"}  # study rows: no scan_shows_label level
+    assert "scan_shows_label" not in saved["uncertainty"] and saved["uncertainty"]["exam"]["n"] == 4
+    md = (tmp_path / "ceiling" / "report.md").read_text()
+    assert "Real-data ceiling (TRTR)" in md and "best validation step" in md
+
