@@ -28,7 +28,7 @@ RPE_TEMPLATE_PASSES = 1  # re-traces by the outer retina's band pattern (`_templ
 RPE_TEMPLATE_HALF = 8  # rows either side of the RPE in that pattern
 RPE_SMOOTH = 21.0  # columns (Gaussian sigma) of the ripple smoothing
 RPE_KEEP = 0.03  # ... departures above this fraction of the retina are kept
-RPE_MEDIAN = 21  # columns: a short excursion of the RPE path to another band is a trace error
+RPE_MEDIAN = 41  # columns: a short excursion of the RPE path to another band is a trace error
 
 
 def min_cost_path(cost: np.ndarray, max_step: int = MAX_STEP, step_cost: float = STEP_COST) -> np.ndarray:
