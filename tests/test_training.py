@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from medicraft_hf.cards.model_card import model_card
 from medicraft_hf.data.build import rows_to_dataset, save_dataset_dict
+from medicraft_hf.models import weights_digest
 from medicraft_hf.schema import CLASS_NAMES, empty_row, oct_features
 from medicraft_hf.training import checkpoints
 from medicraft_hf.training.data import EpochSampler, select_training_split
@@ -435,7 +436,7 @@ def test_two_cpu_processes_keep_identical_weights_and_only_rank0_writes(tmp_path
     line = next(ln for ln in logs.splitlines() if "Weights identical on all 2 processes" in ln)
     # ... and it is the digest of the weights rank 0 checkpointed.
     saved = load_file(out / "checkpoint-4" / "model.safetensors")
-    assert line.endswith(f"(sha256 {train_ddpm.weights_digest(saved)[:16]}).")
+    assert line.endswith(f"(sha256 {weights_digest(saved)[:16]}).")
 
     rank0, rank1 = (json.loads(Path(f"{log}.rank{r}").read_text()) for r in (0, 1))
     # Rank 1 writes only its own RNG state into the checkpoint folder being built; nothing else.

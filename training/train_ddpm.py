@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import shutil
-import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
-from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import set_seed
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -42,21 +38,31 @@ from medicraft_hf.cards.model_card import model_card
 from medicraft_hf.distributed import leave_process_group
 from medicraft_hf.hub import push_model_folder
 from medicraft_hf.io import atomic_path, write_json_atomic
-from medicraft_hf.models import DEFAULT_SCHEDULER, make_scheduler, weights_digest
+from medicraft_hf.models import DEFAULT_SCHEDULER, make_scheduler
 from medicraft_hf.parsing import parse_resolution
 from medicraft_hf.pipeline import OCTDiffusionPipeline, check_components, vae_scale_factor
 from medicraft_hf.sources import public_name
 from medicraft_hf.training import checkpoints
+from medicraft_hf.training.arguments import (
+    add_checkpoint_arguments,
+    add_data_arguments,
+    add_optimization_arguments,
+    check_common_arguments,
+)
 from medicraft_hf.training.data import (
     EpochSampler,
-    load_dataset_dict,
-    restrict_classes,
-    select_training_split,
-    steps_per_epoch,
-    validate_training_dataset,
     with_training_transform,
 )
 from medicraft_hf.training.latents import encoded_dataset, load_vae
+from medicraft_hf.training.output_dir import latest_grid
+from medicraft_hf.training.run import (
+    check_ranks_agree,
+    checked_training_split,
+    make_accelerator,
+    resume,
+    run_script,
+    step_plan,
+)
 from medicraft_hf.training.validation import log_grid, sample_grid
 from medicraft_hf.unet import PRESETS, build_unet, unet_from_pipeline
 from medicraft_hf.vae import check_divisible
@@ -84,18 +90,7 @@ def default_report_to() -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # data
-    p.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder (parquet/Hub layout, "
-                   "save_to_disk, or <root>/<class>/*.png).")
-    p.add_argument("--dataset_revision", default=None)
-    p.add_argument("--train_split", default="train")
-    p.add_argument("--class_names", default=None, help="Comma-separated classes to train, in label order "
-                   "(default: all classes of the dataset).")
-    p.add_argument("--class_balanced", action="store_true", help="Draw every class equally often.")
-    p.add_argument("--dataloader_num_workers", type=int, default=0)
-    p.add_argument("--ddp_timeout", type=int, default=1800,
-                   help="Seconds a collective waits for the other ranks before the run fails (e.g. a rank that "
-                        "died on another node).")
+    add_data_arguments(p)
     # model
     p.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS), help="UNet size.")
     p.add_argument("--resolution", default=None, help="HxW of the images, e.g. 64x128 (default: the preset's; with "
@@ -113,59 +108,20 @@ def parse_args(argv=None):
     p.add_argument("--prediction_type", default="v_prediction", choices=["epsilon", "v_prediction"])
     p.add_argument("--cfg_dropout_prob", type=float, default=0.1,
                    help="Probability of replacing a label by the null class (classifier-free guidance).")
-    # optimization
-    p.add_argument("--output_dir", default="ddpm-oct")
-    p.add_argument("--overwrite_output_dir", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train_batch_size", type=int, default=16, help="Per device.")
-    p.add_argument("--num_epochs", type=int, default=100)
-    p.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_epochs.")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--learning_rate", type=float, default=1e-4)
-    p.add_argument("--lr_scheduler", default="cosine",
-                   help='"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"')
-    p.add_argument("--lr_warmup_steps", type=int, default=500)
-    p.add_argument("--adam_beta1", type=float, default=0.95)
-    p.add_argument("--adam_beta2", type=float, default=0.999)
-    p.add_argument("--adam_weight_decay", type=float, default=1e-6)
-    p.add_argument("--adam_epsilon", type=float, default=1e-8)
-    p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights; the saved pipeline holds it.")
+    add_optimization_arguments(p, output_dir="ddpm-oct")
     p.add_argument("--ema_inv_gamma", type=float, default=1.0)
     p.add_argument("--ema_power", type=float, default=3 / 4)
-    p.add_argument("--ema_max_decay", type=float, default=0.9999)
-    p.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"],
-                   help="Default: the accelerate config's. bf16 is ~1.7x faster on recent CPUs.")
-    # checkpoints, samples, logging
-    p.add_argument("--checkpointing_steps", type=int, default=500)
-    p.add_argument("--checkpoints_total_limit", type=int, default=None)
-    p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint folder.')
-    p.add_argument("--validation_steps", type=int, default=500, help="Save a per-class sample grid every N steps.")
-    p.add_argument("--num_validation_images", type=int, default=4, help="Per class.")
-    p.add_argument("--validation_inference_steps", type=int, default=20)
-    p.add_argument("--report_to", default=default_report_to(), choices=["tensorboard", "wandb", "none"],
-                   help="Default: tensorboard when installed (offline), else none.")
-    p.add_argument("--logging_dir", default="logs", help="Under --output_dir.")
-    # Hub
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_model_id", default=None)
-    p.add_argument("--hub_private_repo", action=argparse.BooleanOptionalAction, default=True,
-                   help="Push as a private repo (default); --no-hub_private_repo makes it public.")
+    add_checkpoint_arguments(p)
+    p.set_defaults(report_to=default_report_to())
     args = p.parse_args(argv)
 
     if args.resolution is None and args.vae is None:
         args.resolution = PRESETS[args.preset]["sample_size"]
     if args.resolution is not None:
         args.resolution = "x".join(map(str, parse_resolution(args.resolution)))
-    if args.class_names:
-        args.class_names = [c.strip() for c in args.class_names.split(",") if c.strip()]
+    check_common_arguments(p, args)
     if not 0 <= args.cfg_dropout_prob < 1:
         p.error(f"--cfg_dropout_prob must be in [0, 1), got {args.cfg_dropout_prob}.")
-    for name in ("train_batch_size", "gradient_accumulation_steps", "checkpointing_steps", "validation_steps"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1.")
-    if args.push_to_hub and not args.hub_model_id:
-        p.error("--push_to_hub needs --hub_model_id (e.g. my-org/oct-ddpm).")
     return args
 
 
@@ -250,23 +206,12 @@ def main(argv=None):
     resolution = parse_resolution(args.resolution)
     latent_size = check_divisible(args.resolution, vae) if vae is not None else resolution
     channels = vae.config.latent_channels if vae is not None else 1
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir),
-                                            logging_dir=str(output_dir / args.logging_dir)),
-        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout))],
-    )
+    accelerator = make_accelerator(args)
     log = accelerator.print
 
     # ---- data: everything that can be wrong with it fails here, before step 1
-    dsdict = load_dataset_dict(args.dataset_name, revision=args.dataset_revision)
-    train_ds = select_training_split(dsdict, args.train_split, args.dataset_name)
-    train_ds, class_names = restrict_classes(train_ds, args.class_names, args.dataset_name)
+    train_ds, class_names, class_counts = checked_training_split(args, resolution)
     args.class_names = class_names
-    counts = validate_training_dataset(train_ds, class_names, resolution, args.dataset_name)
-    class_counts = {name: counts.get(i, 0) for i, name in enumerate(class_names)}
     # A starting model of another shape fails here too, before anything is written.
     init_unet = unet_from_pipeline(args.init_from, class_names, args.resolution) if args.init_from else None
     if init_unet is not None:
@@ -307,10 +252,7 @@ def main(argv=None):
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
 
-    num_update_steps_per_epoch = steps_per_epoch(
-        math.ceil(len(train_dataloader) / accelerator.num_processes), args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_epochs * num_update_steps_per_epoch
-    num_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
+    num_update_steps_per_epoch, max_train_steps, num_epochs = step_plan(args, train_dataloader, accelerator)
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer=optimizer,
                                  num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=max_train_steps * accelerator.num_processes)
@@ -326,17 +268,7 @@ def main(argv=None):
                                                          for k, v in vars(args).items()})
 
     # ---- resume
-    global_step = 0
-    resume_path = checkpoints.resolve_checkpoint(output_dir, args.resume_from_checkpoint)
-    if args.resume_from_checkpoint and resume_path is None:
-        log("No checkpoint to resume from yet: starting a new run.")
-    if resume_path is not None:
-        state = checkpoints.load_checkpoint(accelerator, resume_path, ema=ema, noise_generator=noise_generator)
-        global_step = state["global_step"]
-        if state.get("num_processes", accelerator.num_processes) != accelerator.num_processes:
-            log(f"Warning: checkpoint made with {state['num_processes']} processes, resuming with "
-                f"{accelerator.num_processes}: the data order differs from an uninterrupted run.")
-        log(f"Resumed from {resume_path} at step {global_step}.")
+    global_step = resume(accelerator, args, ema=ema, noise_generator=noise_generator)
     first_epoch = global_step // num_update_steps_per_epoch
     skip_batches = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
 
@@ -434,24 +366,5 @@ def main(argv=None):
     return {"global_step": global_step, "images_per_second": speed if images_seen else 0.0}
 
 
-def check_ranks_agree(accelerator, model) -> None:
-    """Data-parallel ranks must end with the same weights; a mismatch is a bug, not noise."""
-    digests = gather_object([weights_digest(accelerator.unwrap_model(model).state_dict())])
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"Weights differ between processes: {digests}")
-    accelerator.print(f"Weights identical on all {len(digests)} processes (sha256 {digests[0][:16]}).")
-
-
-def latest_grid(output_dir: Path) -> str | None:
-    grids = sorted((output_dir / "samples").glob("step_*.png"))
-    return f"samples/{grids[-1].name}" if grids else None
-
-
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("MEDICRAFT_DEBUG"):
-            raise
-        print(f"train_ddpm.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "train_ddpm.py")

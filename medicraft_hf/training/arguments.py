@@ -21,8 +21,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    help="Seconds a collective waits for the other ranks before the run fails.")
 
 
-def add_optimization_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output_dir", required=True)
+def add_optimization_arguments(p: argparse.ArgumentParser, output_dir: str | None = None) -> None:
+    """`output_dir`: its default; without one the flag is required."""
+    p.add_argument("--output_dir", required=output_dir is None, default=output_dir)
     p.add_argument("--overwrite_output_dir", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train_batch_size", type=int, default=16, help="Per device.")
