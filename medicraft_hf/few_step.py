@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medicraft_hf.models import DEMO_MODEL_DIR
-from medicraft_hf.sampling_defaults import DEFAULT_STEPS, FEW_STEP_DEFAULT_STEPS
+from medicraft_hf.models import DEMO_MODEL_DIR, FAST_DEMO_MODEL_DIR, model_id_of
+from medicraft_hf.sampling_defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS, FEW_STEP_DEFAULT_STEPS
 
-# The demo model distilled to 4 steps (training/distill.py; its card says how and how good).
-FAST_DEMO_MODEL_DIR = Path(__file__).parent / "demo_model_fast"
-FAST_DEMO_MODEL_ID = "medicraft-hf/demo-fast"  # how provenance columns name it
 # `--model` names of the embedded models (a local folder of the same name: pass ./demo-fast).
 EMBEDDED_MODELS = {"demo": DEMO_MODEL_DIR, "demo-fast": FAST_DEMO_MODEL_DIR}
 FEW_STEP_SCHEDULERS = ("LCMScheduler",)
@@ -73,5 +70,10 @@ def sampling_choice(model, revision: str | None, scheduler: str | None, steps: i
         from medicraft_hf.models import load_pipeline
 
         choice["pipe"] = load_pipeline(source, revision=revision)
-        choice["model"] = FAST_DEMO_MODEL_ID if Path(source) == FAST_DEMO_MODEL_DIR else source
+        choice["model"] = model_id_of(source)
     return choice
+
+
+def default_sampling(pipe) -> tuple[str, int]:
+    """The scheduler name and step count a loaded model samples with when the user names none."""
+    return ("lcm", FEW_STEP_DEFAULT_STEPS) if is_few_step_pipeline(pipe) else (DEFAULT_SCHEDULER, DEFAULT_STEPS)

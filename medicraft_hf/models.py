@@ -8,6 +8,7 @@ from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
+    LCMScheduler,
     UniPCMultistepScheduler,
 )
 
@@ -18,6 +19,9 @@ from medicraft_hf.sources import public_name
 # The small model trained on the phantom that ships inside the package (issue: demo model).
 DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
 DEMO_MODEL_ID = "medicraft-hf/demo"  # how provenance columns name it
+# The demo model distilled to 4 steps (training/distill.py; its card says how and how good).
+FAST_DEMO_MODEL_DIR = Path(__file__).parent / "demo_model_fast"
+FAST_DEMO_MODEL_ID = "medicraft-hf/demo-fast"
 
 # Samplers users choose by name. The fast default is DPM-Solver++ in its stochastic (SDE)
 # form, 20-25 steps: OCT texture is speckle, and the deterministic (ODE) solvers leave it as
@@ -33,6 +37,9 @@ SCHEDULERS = {
     "unipc": (UniPCMultistepScheduler, {"predict_x0": True, **_THRESHOLD}),
     "ddim": (DDIMScheduler, {}),
     "ddpm": (DDPMScheduler, {}),
+    # For consistency-distilled models (training/distill.py), 1-4 steps; built from such a model's
+    # own scheduler it keeps the grid it was distilled on. On other models it gives smooth images.
+    "lcm": (LCMScheduler, {}),
 }
 assert tuple(SCHEDULERS) == SCHEDULER_NAMES  # the CLI offers the names without importing diffusers
 
@@ -40,15 +47,15 @@ assert tuple(SCHEDULERS) == SCHEDULER_NAMES  # the CLI offers the names without 
 def make_scheduler(name: str, config, latent: bool = False):
     """A scheduler of the named kind built from another scheduler's config.
 
-    `latent=True` (a pipeline with a VAE): no thresholding, since latents are not images in
-    [-1, 1] and clipping them there would destroy them."""
+    `latent=True` (a pipeline with a VAE): no thresholding and no clipping, since latents are
+    not images in [-1, 1] and clipping them there would destroy them."""
     if name not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
     cls, overrides = SCHEDULERS[name]
     if latent:
         overrides = {k: v for k, v in overrides.items() if k not in _THRESHOLD}
-        if "thresholding" in cls.from_config(config).config:
-            overrides["thresholding"] = False
+        options = cls.from_config(config).config
+        overrides.update({key: False for key in ("thresholding", "clip_sample") if key in options})
     return cls.from_config(config, **overrides)
 
 
@@ -80,7 +87,12 @@ def load_pipeline(model: str | Path | None = None, revision: str | None = None,
 
 def model_id_of(model: str | Path | None) -> str:
     """The name provenance records for a model argument (never a local absolute path)."""
-    return DEMO_MODEL_ID if model is None else str(public_name(model))
+    if model is None:
+        return DEMO_MODEL_ID
+    for folder, name in ((DEMO_MODEL_DIR, DEMO_MODEL_ID), (FAST_DEMO_MODEL_DIR, FAST_DEMO_MODEL_ID)):
+        if Path(str(model)).resolve() == folder.resolve():  # an embedded model, by its public name
+            return name
+    return str(public_name(model))
 
 
 def weights_digest(state_dict) -> str:

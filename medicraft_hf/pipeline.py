@@ -160,12 +160,17 @@ class OCTDiffusionPipeline(DiffusionPipeline):
             return [self.class_id(class_labels)]
         return [self.class_id(label) for label in class_labels]
 
-    @staticmethod
-    def check_inputs(num_inference_steps, guidance_scale) -> None:
+    def check_inputs(self, num_inference_steps, guidance_scale) -> None:
         """The sampling settings' one check (generation calls it before any work starts)."""
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise _argument_error("num_inference_steps",
                                   f"{{argument}} must be a positive integer, got {num_inference_steps!r}.")
+        # A consistency (LCM) schedule is a subset of the grid the model was distilled on.
+        limit = self.scheduler.config.get("original_inference_steps")
+        if limit is not None and num_inference_steps > limit:
+            raise _argument_error("num_inference_steps",
+                                  f"{{argument}} must be at most {limit} with {type(self.scheduler).__name__} "
+                                  f"(its original_inference_steps), got {num_inference_steps}.")
         if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) \
                 or not math.isfinite(guidance_scale) or guidance_scale < 0:
             raise _argument_error("guidance_scale", f"{{argument}} must be a number >= 0, got {guidance_scale!r}.")

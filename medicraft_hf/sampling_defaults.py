@@ -6,7 +6,7 @@ The CLI builds its parsers from these (so `medicraft --help` starts in a second)
 
 # Sampler names `make_scheduler` understands. The fast default is DPM-Solver++ in its
 # stochastic (SDE) form: see `medicraft_hf.models.SCHEDULERS` for why.
-SCHEDULER_NAMES = ("sde-dpmsolver++", "dpmsolver++", "unipc", "ddim", "ddpm")
+SCHEDULER_NAMES = ("sde-dpmsolver++", "dpmsolver++", "unipc", "ddim", "ddpm", "lcm")
 DEFAULT_SCHEDULER = "sde-dpmsolver++"
 
 # 20 steps: 50x fewer UNet calls than the original project's 1000-step DDPM

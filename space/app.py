@@ -2,9 +2,10 @@
 
 Runs on Hugging Face Spaces and locally (`python space/app.py`). The model is a saved
 pipeline folder or a Hub id named by the `MEDICRAFT_MODEL` environment variable
-(optionally `MEDICRAFT_MODEL_REVISION`); without it, the demo model embedded in
-medicraft-hf. Generation and the anatomy check are library calls: this file only wires
-controls to them.
+(optionally `MEDICRAFT_MODEL_REVISION`); without it, the two demo models embedded in
+medicraft-hf, offered as a choice: `demo-fast` (distilled, 4 steps; the default) and
+`demo` (its 20-step teacher). Generation and the anatomy check are library calls: this
+file only wires controls to them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
+import torch
 
+from medicraft_hf.errors import ArgumentError
+from medicraft_hf.few_step import default_sampling, embedded_model
 from medicraft_hf.generate import (
     annotate_anatomy,
     generate_images,
@@ -27,9 +31,9 @@ from medicraft_hf.generate import (
     model_revision_of,
     write_batch_downloads,
 )
-from medicraft_hf.models import DEFAULT_SCHEDULER, SCHEDULERS, load_pipeline, model_id_of, scheduler_for
+from medicraft_hf.models import SCHEDULERS, load_pipeline, model_id_of, scheduler_for
 from medicraft_hf.pipeline import OCTDiffusionPipeline
-from medicraft_hf.sampling_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS
+from medicraft_hf.sampling_defaults import DEFAULT_GUIDANCE_SCALE
 
 # Bounded work per request: at most MAX_IMAGES images of at most MAX_STEPS denoising
 # steps (x2 UNet calls with guidance), one request at a time (QUEUE_CONCURRENCY), and at
@@ -40,12 +44,17 @@ MAX_GUIDANCE = 10.0
 MAX_SEED = 2**31 - 1
 QUEUE_CONCURRENCY = 1
 QUEUE_SIZE = 20
-# Images denoised together; the gallery fills in one batch at a time.
-BATCH_SIZE = 4
+# Images denoised together, one per core: batch-invariant sampling runs a batch's images side
+# by side on one thread each, so the first images arrive after one image's time. The gallery
+# fills in one batch at a time.
+BATCH_SIZE = max(1, torch.get_num_threads())
 # Request folders (zip + parquet) older than this are deleted.
 KEEP_DOWNLOADS_S = 3600
 
 ALL_CLASSES = "all classes, balanced"
+# Served when no model is named (the first is the default): the demo model distilled to 4 steps,
+# whose quality is within the margins measured in docs/distillation.md, and its 20-step teacher.
+EMBEDDED_CHOICES = ("demo-fast", "demo")
 
 
 
@@ -91,19 +100,24 @@ def class_counts(choice: str, num_images: int, class_names: list[str]) -> dict[s
     return {choice: num_images}
 
 
-def examples(class_names: list[str]) -> list[list]:
-    """Presets (class, images, seed, scheduler, steps, guidance) for any label vocabulary.
+def examples(class_names: list[str], models: dict[str, tuple[str, int]]) -> list[list]:
+    """Presets (class, images, seed, scheduler, steps, guidance, model) for any label vocabulary.
 
-    With the default classes: all balanced, melanoma with guidance, healthy with UniPC,
-    nevus_fluid with DDIM.
+    `models` maps each served model's name to its default (scheduler, steps), the first being
+    the Space's default. With the default classes: all balanced and melanoma on each model at
+    its own sampler (melanoma with guidance 2 where guidance was not distilled away: a few-step
+    model learned guidance 1); healthy with UniPC and nevus_fluid with DDIM on a model that is
+    not few-step, if one is served.
     """
     rare, common, other = class_names[-1], class_names[0], class_names[min(2, len(class_names) - 1)]
-    return [
-        [ALL_CLASSES, 8, 0, DEFAULT_SCHEDULER, DEFAULT_STEPS, DEFAULT_GUIDANCE_SCALE],
-        [rare, 4, 7, DEFAULT_SCHEDULER, DEFAULT_STEPS, 2.0],
-        [common, 4, 42, "unipc", 20, 1.0],
-        [other, 4, 3, "ddim", 50, 1.5],
-    ]
+    presets = []
+    for name, (scheduler, steps) in models.items():
+        presets += [[ALL_CLASSES, 8, 0, scheduler, steps, DEFAULT_GUIDANCE_SCALE, name],
+                    [rare, 4, 7, scheduler, steps, DEFAULT_GUIDANCE_SCALE if scheduler == "lcm" else 2.0, name]]
+    full = next((name for name, (scheduler, _) in models.items() if scheduler != "lcm"), None)
+    if full is not None:
+        presets += [[common, 4, 42, "unipc", 20, 1.0, full], [other, 4, 3, "ddim", 50, 1.5, full]]
+    return presets
 
 
 def caption(row: dict, class_names: list[str]) -> str:
@@ -130,27 +144,51 @@ def _prune_downloads(work_dir: Path, max_age_s: float = KEEP_DOWNLOADS_S) -> Non
 
 # ---------------------------------------------------------------------- the app
 class Generator:
-    """Holds the loaded model; each request samples with its own scheduler (sharing the UNet)."""
+    """Holds the loaded models (name -> (pipeline, model id, revision), the default first); each
+    request samples with its own scheduler (sharing the model's UNet)."""
 
-    def __init__(self, pipe: OCTDiffusionPipeline, model_id: str, model_revision: str, work_dir: Path):
-        self.pipe = pipe
-        self.model_id = model_id
-        self.model_revision = model_revision
+    def __init__(self, models: dict[str, tuple[OCTDiffusionPipeline, str, str]], work_dir: Path):
+        self.models = models
         self.work_dir = work_dir
+        names = {tuple(pipe.class_names) for pipe, _, _ in models.values()}
+        if len(names) != 1:
+            raise ValueError(f"The served models must share their classes, got {sorted(names)}.")
 
     @property
     def class_names(self) -> list[str]:
-        return self.pipe.class_names
+        return next(iter(self.models.values()))[0].class_names
 
-    def pipeline_for(self, scheduler: str) -> OCTDiffusionPipeline:
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.models))
+
+    def sampling_defaults(self) -> dict[str, tuple[str, int]]:
+        """Each model's default (scheduler, steps): what the page shows when it is chosen."""
+        return {name: default_sampling(pipe) for name, (pipe, _, _) in self.models.items()}
+
+    def pipeline_for(self, model: str, scheduler: str, steps: int) -> OCTDiffusionPipeline:
         """A pipeline with a new scheduler object: a scheduler keeps state while it samples, so a
-        request abandoned mid-way (a cancel) must not share it with the next one."""
-        pipe = self.pipe.with_scheduler(scheduler_for(self.pipe, scheduler))
+        request abandoned mid-way (a cancel) must not share it with the next one. ValueError
+        when the steps do not suit that scheduler (an LCM schedule's limit)."""
+        if model not in self.models:
+            raise ValueError(f"Model must be one of {list(self.models)}, got {model!r}.")
+        own = self.models[model][0]
+        pipe = own.with_scheduler(scheduler_for(own, scheduler))
+        try:
+            pipe.check_inputs(steps, 1.0)
+        except ArgumentError as err:
+            raise ValueError(err.say("Steps")) from None
         # The denoising loop's tqdm bar, which gr.Progress(track_tqdm=True) shows step by step.
         pipe.set_progress_bar_config(desc="Denoising", leave=False)
         return pipe
 
-    def generate(self, class_choice, num_images, seed, scheduler, steps, guidance, progress=gr.Progress(track_tqdm=True)):
+    def on_model_change(self, model):
+        """The chosen model's own sampler and step count (a few-step model: LCM, 4 steps)."""
+        scheduler, steps = self.sampling_defaults().get(model, (None, None))
+        return gr.update(value=scheduler), gr.update(value=steps)
+
+    def generate(self, class_choice, num_images, seed, scheduler, steps, guidance, model=None,
+                 progress=gr.Progress(track_tqdm=True)):
         """Stream the gallery one batch at a time; the last update adds the downloads.
 
         Gallery, downloads and status line change together: a new request first empties the
@@ -161,20 +199,22 @@ class Generator:
         try:
             num_images, seed, scheduler, steps, guidance = check_request(num_images, seed, scheduler, steps, guidance)
             counts = class_counts(class_choice, num_images, self.class_names)
+            model = self.default_model if model is None else model
+            pipe = self.pipeline_for(model, scheduler, steps)
         except ValueError as err:
             yield [], None, f"**Not generated:** {err}"
             raise gr.Error(str(err)) from None
 
-        settings = f"{scheduler}, {steps} steps, guidance {guidance:g}, seed {seed}"
+        _, model_id, model_revision = self.models[model]
+        settings = f"{model}, {scheduler}, {steps} steps, guidance {guidance:g}, seed {seed}"
         yield [], None, f"Generating {num_images} images ({settings})…"
         progress(0, desc=f"Generating {num_images} images ({settings})")
         start = time.perf_counter()
         first_s = None
         rows, gallery = [], []
         try:
-            images = generate_images(self.pipeline_for(scheduler), counts, seed=seed, num_inference_steps=steps,
-                                     guidance_scale=guidance, batch_size=BATCH_SIZE, model_id=self.model_id,
-                                     model_revision=self.model_revision)
+            images = generate_images(pipe, counts, seed=seed, num_inference_steps=steps, guidance_scale=guidance,
+                                     batch_size=BATCH_SIZE, model_id=model_id, model_revision=model_revision)
             for row in images:
                 rows.append(annotate_anatomy(row))
                 gallery.append((row["image"], caption(row, self.class_names)))
@@ -200,15 +240,28 @@ class Generator:
 def load_model(model: str | Path | OCTDiffusionPipeline | None = None) -> tuple[OCTDiffusionPipeline, str, str]:
     """The pipeline, and the model id and revision provenance records.
 
-    The model is the argument, else $MEDICRAFT_MODEL (at $MEDICRAFT_MODEL_REVISION), else the demo.
+    The model is the argument (a folder, a Hub id, or an embedded model's name: "demo",
+    "demo-fast"), else $MEDICRAFT_MODEL (at $MEDICRAFT_MODEL_REVISION), else the demo.
     """
     if isinstance(model, OCTDiffusionPipeline):
         return model, model_id_of_pipe(model), model_revision_of(None, None, model)
     if model is None:
         model = os.environ.get("MEDICRAFT_MODEL") or None
     revision = os.environ.get("MEDICRAFT_MODEL_REVISION") or None
+    model = embedded_model(model)
     pipe = load_pipeline(model, revision=revision)
     return pipe, model_id_of(model), model_revision_of(model, revision, pipe)
+
+
+def load_models(model: str | Path | OCTDiffusionPipeline | None = None) -> dict[str, tuple]:
+    """What the Space serves, by the name its Model menu shows: the named model alone (the
+    argument, else $MEDICRAFT_MODEL), else the embedded EMBEDDED_CHOICES, default first."""
+    if model is None:
+        model = os.environ.get("MEDICRAFT_MODEL") or None
+    if model is not None:
+        loaded = load_model(model)
+        return {loaded[1]: loaded}
+    return {name: load_model(name) for name in EMBEDDED_CHOICES}
 
 
 def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
@@ -218,15 +271,16 @@ def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
     `extra_tabs` maps a tab title to a function that builds that tab's components (for
     example the expert-review app); without it the generator is the whole page.
     """
-    pipe, model_id, model_revision = load_model(model)
-    generator = Generator(pipe, model_id, model_revision, Path(tempfile.mkdtemp(prefix="medicraft-space-")))
+    generator = Generator(load_models(model), Path(tempfile.mkdtemp(prefix="medicraft-space-")))
+    pipe = generator.models[generator.default_model][0]
     height, width = pipe.image_size
+    served = ", ".join(f"`{model_id}`" for _, model_id, _ in generator.models.values())
 
     # Gradio deletes its cached copies of outputs (gallery images, downloads) after an hour.
     with gr.Blocks(title="medicraft-hf: synthetic OCT B-scans", delete_cache=(600, KEEP_DOWNLOADS_S)) as demo:
         gr.Markdown(
             "# Synthetic OCT B-scans\n"
-            f"Class-conditional diffusion model `{model_id}` ({height}×{width} px, classes: "
+            f"Class-conditional diffusion model {served} ({height}×{width} px, classes: "
             f"{', '.join(pipe.class_names)}). Each image is checked for plausible retinal anatomy "
             "(one fovea, ordered layers). Synthetic images are for teaching and research, not diagnosis."
         )
@@ -247,12 +301,19 @@ def _generate_tab(generator: Generator) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             # Labels start with the field names that check_request's messages use.
+            defaults = generator.sampling_defaults()
+            scheduler_default, steps_default = defaults[generator.default_model]
+            model = gr.Dropdown(list(generator.models), value=generator.default_model, elem_id="model",
+                                label="Model (demo-fast: distilled, 4 steps; demo: 20 steps)"
+                                if set(generator.models) == set(EMBEDDED_CHOICES) else "Model",
+                                interactive=len(generator.models) > 1)
             class_choice = gr.Dropdown([ALL_CLASSES, *generator.class_names], value=ALL_CLASSES, label="Class")
             num_images = gr.Slider(1, MAX_IMAGES, value=8, step=1, label=f"Number of images (max {MAX_IMAGES})",
                                    elem_id="num_images")
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed (same seed, same images)")
-            scheduler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
-            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label=f"Steps (max {MAX_STEPS})",
+            scheduler = gr.Dropdown(list(SCHEDULERS), value=scheduler_default, label="Scheduler",
+                                    elem_id="scheduler")
+            steps = gr.Slider(1, MAX_STEPS, value=steps_default, step=1, label=f"Steps (max {MAX_STEPS})",
                               elem_id="steps")
             guidance = gr.Slider(0.0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
                                  label="Guidance (1 = plain class-conditional; higher follows the class more)")
@@ -263,9 +324,12 @@ def _generate_tab(generator: Generator) -> None:
             status = gr.Markdown(elem_id="status")
             downloads = gr.File(label="Download the batch (zip of PNGs, parquet in the OCT schema)",
                                 file_count="multiple", elem_id="downloads")
-    inputs = [class_choice, num_images, seed, scheduler, steps, guidance]
+    # The model goes last: API callers that send the first six values get the default model.
+    inputs = [class_choice, num_images, seed, scheduler, steps, guidance, model]
+    # Choosing a model sets its own sampler and steps (a distilled model needs LCM).
+    model.input(generator.on_model_change, inputs=model, outputs=[scheduler, steps], api_name=False)
     # Not cached: caching would run every preset at start-up.
-    gr.Examples(examples(generator.class_names), inputs=inputs, label="Presets", cache_examples=False)
+    gr.Examples(examples(generator.class_names, defaults), inputs=inputs, label="Presets", cache_examples=False)
     # preprocess=False: the values arrive as sent, and check_request / class_counts answer a bad
     # one naming the field. (Gradio's own range and choice checks would answer first, naming no
     # field: "Value 17 is greater than maximum value 16.") These inputs are plain JSON values.

@@ -228,7 +228,7 @@ def test_generate_keeps_a_few_step_models_scheduler_and_defaults_to_its_step_cou
     assert cli_main(["generate", "--model", str(straight_run), "--per-class", "1", "--out", str(tmp_path / "s"),
                      "--seed", "5"]) == 0
     rows = load_dataset(str(tmp_path / "s"), split="train")
-    assert set(rows["scheduler"]) == {"LCMScheduler"} and set(rows["num_inference_steps"]) == {4}
+    assert set(rows["scheduler"]) == {"lcm"} and set(rows["num_inference_steps"]) == {4}
     assert len(rows) == len(CLASS_NAMES) and set(rows["model_id"]) == {"straight"}
     # The same images as the pipeline itself at 4 steps with each row's seed (nothing else changed them).
     pipe = load_pipeline(straight_run)

@@ -114,7 +114,7 @@ def test_a_new_request_first_empties_gallery_downloads_and_status_together(clien
     job = client.submit("nevus", 3, 1, "ddim", 2, 1.0, api_name="/generate")
     gallery, files, status = job.result()
     updates = job.outputs()
-    assert updates[0] == ([], None, "Generating 3 images (ddim, 2 steps, guidance 1, seed 1)…")
+    assert updates[0] == ([], None, "Generating 3 images (tiny, ddim, 2 steps, guidance 1, seed 1)…")
     assert len(gallery) == 3 and len(files) == 2 and status.startswith("**3 images** in ")
     assert updates[-1][2] == status
 
@@ -132,8 +132,12 @@ def test_a_new_request_first_empties_gallery_downloads_and_status_together(clien
         ({"guidance": 10.5}, "Guidance must be between 0 and 10, got 10.5."),
         ({"class_choice": "glaucoma"}, "Class must be 'all classes, balanced' or one of ['healthy', 'nevus', "
                                        "'nevus_fluid', 'melanoma'], got 'glaucoma'."),
-        ({"scheduler": "euler"}, "Scheduler must be one of ['ddim', 'ddpm', 'dpmsolver++', 'sde-dpmsolver++', "
-                                 "'unipc'], got 'euler'."),
+        ({"scheduler": "euler"}, "Scheduler must be one of ['ddim', 'ddpm', 'dpmsolver++', 'lcm', "
+                                 "'sde-dpmsolver++', 'unipc'], got 'euler'."),
+        ({"model": "demo"}, "Model must be one of ['tiny'], got 'demo'."),  # only the named model is served
+        # LCM's schedule is a subset of the model's original_inference_steps grid (50 by default).
+        ({"scheduler": "lcm", "steps": 60}, "Steps must be at most 50 with LCMScheduler (its "
+                                            "original_inference_steps), got 60."),
     ],
 )
 def test_bad_input_gets_an_error_naming_the_field(client, kwargs, message):
@@ -178,12 +182,18 @@ def test_class_counts(app):
 
 
 @pytest.mark.parametrize("class_names", [list(CLASS_NAMES), ["normal", "lesion"]])
-def test_examples_are_valid_requests(app, class_names):
-    presets = app.examples(class_names)
-    for choice, *numbers in presets:
+@pytest.mark.parametrize("models", [{"demo-fast": ("lcm", 4), "demo": ("sde-dpmsolver++", 20)},
+                                    {"tiny": ("sde-dpmsolver++", 20)}, {"distilled": ("lcm", 4)}])
+def test_examples_are_valid_requests(app, class_names, models):
+    presets = app.examples(class_names, models)
+    for choice, *numbers, model in presets:
         app.check_request(*numbers)
         assert sum(app.class_counts(choice, numbers[0], class_names).values()) == numbers[0]
+        assert model in models
+        if models[model][0] == "lcm":  # a few-step model's presets keep its own sampler
+            assert numbers[2:4] == list(models[model])
     assert {p[0] for p in presets} <= {app.ALL_CLASSES, *class_names}
+    assert {p[-1] for p in presets} == set(models)
 
 
 def test_bounded_queue_and_extra_tabs(app):
@@ -209,6 +219,12 @@ def test_model_comes_from_env_var_else_the_demo_model(app, tmp_path, monkeypatch
     pipe, model_id, revision = app.load_model()
     assert model_id == "medicraft-hf/demo" and pipe.image_size == (64, 128)
     assert Path(pipe.name_or_path).resolve() == DEMO_MODEL_DIR.resolve() and revision.startswith("sha256:")
+
+    # Without the variable the Space serves both embedded models, the 4-step distilled one first.
+    served = app.load_models()
+    assert list(served) == ["demo-fast", "demo"] == list(app.EMBEDDED_CHOICES)
+    assert [model_id for _, model_id, _ in served.values()] == ["medicraft-hf/demo-fast", "medicraft-hf/demo"]
+    assert served["demo"][2] == revision and served["demo-fast"][2] != revision
 
     # Had the package lost it, the Space would say so instead of starting on nothing.
     monkeypatch.setattr(models, "DEMO_MODEL_DIR", tmp_path / "no-demo")
@@ -301,3 +317,44 @@ def _quietly(call) -> None:
         call()
     except Exception:  # e.g. httpx.ReadTimeout: the cancel is sent either way
         pass
+
+
+# ---------------------------------------------------------------------- the embedded models
+def test_embedded_space_offers_the_fast_model_first_and_its_teacher(app, tmp_path_factory, monkeypatch):
+    """Without MEDICRAFT_MODEL the page serves demo-fast (LCM, 4 steps: its default) and demo;
+    choosing a model sets its own sampler, and each request is made by the chosen model, with the
+    pixels the library gives for the same request."""
+    from medicraft_hf.generate import generate_images
+    from medicraft_hf.models import FAST_DEMO_MODEL_DIR, load_pipeline
+
+    monkeypatch.delenv("MEDICRAFT_MODEL", raising=False)
+    demo = app.build_demo()
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        page_defaults = {c["props"].get("elem_id"): c["props"].get("value") for c in demo.config["components"]}
+        assert page_defaults["model"] == "demo-fast" and page_defaults["scheduler"] == "lcm"
+        assert page_defaults["steps"] == 4
+
+        gallery, files, status = client.predict("nevus", 2, 5, "lcm", 4, 1.0, api_name="/generate")  # 6 values
+        assert "demo-fast, lcm, 4 steps" in status
+        ds = datasets.Dataset.from_parquet(next(f for f in files if f.endswith(".parquet")))
+        assert set(ds["model_id"]) == {"medicraft-hf/demo-fast"} and set(ds["scheduler"]) == {"lcm"}
+        expected = [row["image"] for row in generate_images(load_pipeline(FAST_DEMO_MODEL_DIR), {"nevus": 2},
+                                                             seed=5, num_inference_steps=4)]
+        assert all(np.array_equal(np.asarray(a), np.asarray(Image.open(b["image"])))
+                   for a, b in zip(expected, gallery, strict=True))
+
+        _, files, status = client.predict("nevus", 1, 5, "sde-dpmsolver++", 2, 1.0, "demo", api_name="/generate")
+        assert "demo, sde-dpmsolver++, 2 steps" in status
+        assert set(datasets.Dataset.from_parquet(next(f for f in files if f.endswith(".parquet")))["model_id"]) \
+            == {"medicraft-hf/demo"}
+        with pytest.raises(AppError, match="Steps must be at most 25 with LCMScheduler"):
+            client.predict("nevus", 1, 5, "lcm", 30, 1.0, "demo-fast", api_name="/generate")
+    finally:
+        demo.close()
+
+    generator = app.Generator(app.load_models(), tmp_path_factory.mktemp("space-work"))
+    assert generator.sampling_defaults() == {"demo-fast": ("lcm", 4), "demo": ("sde-dpmsolver++", 20)}
+    assert [update["value"] for update in generator.on_model_change("demo")] == ["sde-dpmsolver++", 20]
+    assert [update["value"] for update in generator.on_model_change("demo-fast")] == ["lcm", 4]

@@ -243,8 +243,9 @@ def main(argv=None):
     else:
         model = build_unet(len(class_names), preset=args.preset, resolution=latent_size, channels=channels)
     null_class_id = len(class_names)
+    # Saved with the pipeline: DDPM's x0 clipping to [-1, 1] suits pixels, not latents.
     noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
-                                    prediction_type=args.prediction_type)
+                                    prediction_type=args.prediction_type, clip_sample=args.vae is None)
     ema = None
     if args.use_ema:
         ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, inv_gamma=args.ema_inv_gamma,

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from medicraft_hf.errors import ArgumentError, check_non_negative_int, check_positive_int
-from medicraft_hf.models import DEMO_MODEL_DIR, DEMO_MODEL_ID, SCHEDULERS, model_id_of, weights_digest
+from medicraft_hf.models import SCHEDULERS, model_id_of, weights_digest
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.sampling_defaults import DEFAULT_BATCH_SIZE, FLUSH_EVERY
 from medicraft_hf.sources import check_repo_id, is_hub_id
@@ -139,7 +139,7 @@ def model_id_of_pipe(pipe) -> str:
     source = getattr(pipe, "name_or_path", None)
     if not source:
         return "in-memory"
-    return DEMO_MODEL_ID if Path(source).resolve() == DEMO_MODEL_DIR.resolve() else model_id_of(source)
+    return model_id_of(source)
 
 
 def machine_kind() -> str:
