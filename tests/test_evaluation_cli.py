@@ -115,6 +115,15 @@ def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
             d = again["comparison"][level][protocol]["accuracy"]
             assert (d["mean"], d["low"], d["high"]) == (0.0, 0.0, 0.0)
     assert "Paired comparison with" in (out / "report.md").read_text()
+    # ... and so is every image-by-image difference of the synthetic sets (TRTS, anatomy, FID, ...).
+    paired = again["comparison"]["synthetic"]
+    assert paired["n_pairs"] == summary["n_synthetic"] and paired["unpaired"] == {"ours": 0, "theirs": 0}
+    assert paired["measures"]["fid"]["ours"] == pytest.approx(summary["fid"])
+    assert paired["measures"]["trts"]["ours"] == pytest.approx(trts["overall"])
+    for name, m in paired["measures"].items():
+        if m["difference"] is not None:
+            assert (m["difference"], m["low"], m["high"]) == (0.0, 0.0, 0.0), name
+    assert "Synthetic sets image by image against" in (out / "report.md").read_text()
 
 
 def _expect_error(tmp_path, real, synthetic, match):

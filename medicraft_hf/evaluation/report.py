@@ -228,9 +228,15 @@ def markdown_report(report: dict) -> str:
                 f"The real-trained classifier ({t['classifier']}) assigns **{t['overall']:.3f}** of {t['n']} "
                 f"synthetic scans to the class they were generated as; per class: {per_class}.", ""]
     if report.get("uncertainty"):
+        from medicraft_hf.evaluation import paired_synthetic
         from medicraft_hf.evaluation.uncertainty import markdown_lines
 
         out += markdown_lines(report["uncertainty"], report.get("comparison"))
+        paired = (report.get("comparison") or {}).get("synthetic") or {}
+        if "measures" in paired:
+            out += paired_synthetic.markdown_lines(paired, report["comparison"]["other"])
+        elif "note" in paired:
+            out += [f"Synthetic sets not compared image by image: {paired['note']}", ""]
     out += ["## Fidelity", "", f"In the feature space of the classifier trained on real data: {f['feature_space']}; "
             f"precision/recall use k={f['k']} nearest-neighbour manifolds. 'real held-out' compares the real test split "
             "with real train: the value a perfect generator would reach.", "",

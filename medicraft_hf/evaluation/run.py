@@ -44,6 +44,40 @@ def _read_predictions(report_dir) -> dict:
     return json.loads(path.read_text())
 
 
+def _save_synthetic_record(out_dir, synthetic_rows, synthetic_set, features, probs, train_features, anatomy,
+                           class_names, log) -> dict | None:
+    """The per-image record a later paired comparison of synthetic sets reads (None without seeds)."""
+    import numpy as np
+
+    from medicraft_hf.evaluation.paired_synthetic import load_synthetic_record, save_synthetic_record
+
+    seed_of = dict(zip(synthetic_rows["image_id"], synthetic_rows["seed"]))
+    seeds = [seed_of[image_id] for image_id in synthetic_set.image_ids]
+    if any(s is None for s in seeds):
+        log("note: synthetic images without a seed column value: no per-image record for paired comparisons")
+        return None
+    ok = {r["image_id"]: r["verdict"] == "ok" for r in anatomy} if anatomy else {}
+    path = save_synthetic_record(out_dir, seeds=seeds, labels=synthetic_set.labels,
+                                 predicted=np.asarray(probs).argmax(axis=1), features=features,
+                                 anatomy_ok=[ok.get(image_id) for image_id in synthetic_set.image_ids],
+                                 train_features=train_features, class_names=class_names)
+    return load_synthetic_record(path.parent)
+
+
+def _compare_synthetic_sets(ours, other_dir, n_boot: int, log) -> dict:
+    from medicraft_hf.evaluation.paired_synthetic import compare_synthetic, load_synthetic_record
+
+    if ours is None:
+        return {"note": "this synthetic set has no per-image seeds: not paired image by image"}
+    try:
+        theirs = load_synthetic_record(other_dir)
+    except FileNotFoundError as err:
+        log(f"note: {err}")
+        return {"note": str(err)}
+    log("paired comparison of the two synthetic sets, image by image")
+    return compare_synthetic(ours, theirs, n_boot=n_boot)
+
+
 def anatomy_results(dataset, class_names) -> list[dict]:
     """The anatomy check on every image of `dataset`, at its stored size."""
     from medicraft_hf.evaluation.anatomy import check_images
@@ -140,6 +174,8 @@ def run_evaluation(
         anatomy_report = {"verdicts": list(ANATOMY_VERDICTS), **{k: summarize(v) for k, v in per_image.items()}}
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    synthetic_record = _save_synthetic_record(out_dir, synthetic_rows, synthetic_set, syn_f, syn_probs, train_f,
+                                              anatomy_report and per_image["synthetic"], class_names, log)
     predictions = predictions_record(real_test, class_names, test_probs, validation, validation_probs)
     write_json_atomic(out_dir / PREDICTIONS_FILE, predictions)
     log(f"intervals: {n_boot} bootstrap replicates over test patients x seeds")
@@ -147,6 +183,7 @@ def run_evaluation(
     comparison = None
     if other_predictions is not None:
         comparison = {"other": str(compare_to), **compare_predictions(predictions, other_predictions, n_boot=n_boot)}
+        comparison["synthetic"] = _compare_synthetic_sets(synthetic_record, compare_to, n_boot, log)
     report.plot_confusion_matrices(usefulness, class_names, out_dir / report.PLOTS["confusion_matrices"])
     report.plot_samples(real_train, synthetic_set, class_names, out_dir / report.PLOTS["samples"])
     report.plot_embedding(
