@@ -7,7 +7,10 @@
 
 For each VAE: PSNR, SSIM, the retina's gray-level histogram distance and speckle
 autocorrelation widths (`medicraft_hf.vae_quality`), the anatomy check's verdict agreement
-between originals and reconstructions, and encode+decode seconds per image. Two references
+between originals and reconstructions, and encode+decode seconds per image. With
+`--classifier` (a real-trained ViT saved by `medicraft evaluate`, e.g.
+`<report>/runs/TRTR-seed0-model`): its accuracy and balanced accuracy on the originals and on
+each VAE's reconstructions, and how often the two predictions agree. Two references
 frame the numbers: a 3x3 box blur of the original (what pixel metrics reward) and the original
 itself (the speckle widths to match).
 """
@@ -40,16 +43,40 @@ def reconstruct_uint8(vae, image: np.ndarray) -> tuple[np.ndarray, float]:
     return as_uint8(decoded)[0], time.process_time() - start
 
 
-def evaluate(name, rows, make):
-    results, agree, seconds = [], 0, []
-    for image, mask, verdict in rows:
+def classify(classifier, images: list[np.ndarray], labels) -> tuple[np.ndarray, dict]:
+    """The classifier's predictions on uint8 images (resized to its input size), and its scores."""
+    from PIL import Image
+
+    from medicraft_hf.evaluation.classifier import embed_and_predict
+    from medicraft_hf.evaluation.inputs import ImageSet
+    from medicraft_hf.evaluation.uncertainty import score
+
+    h, w = classifier.config.image_size
+    resized = np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.Resampling.BILINEAR)) for im in images])
+    labels = np.asarray(labels)
+    with torch.no_grad():
+        _, probs = embed_and_predict(classifier, ImageSet(resized, labels, [str(i) for i in range(len(labels))], "x"))
+    probs = np.asarray(probs)
+    metrics = score(probs, labels, probs.shape[1])
+    return probs.argmax(1), {"accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"]}
+
+
+def evaluate(name, rows, make, classifier=None, original_predictions=None):
+    results, agree, seconds, reconstructions = [], 0, [], []
+    for image, mask, verdict, _ in rows:
         recon, took = make(image)
         seconds.append(took)
         results.append(compare(image, recon, mask))
         agree += check_anatomy(recon).verdict == verdict
+        if classifier is not None:
+            reconstructions.append(recon)
     summary = summarize(results)
     summary["anatomy_agreement"] = agree / len(rows)
     summary["seconds_per_image"] = float(np.mean(seconds))
+    if classifier is not None:
+        predicted, summary["classifier"] = classify(classifier, reconstructions, [r[3] for r in rows])
+        summary["classifier"]["agreement_with_originals"] = float((predicted == original_predictions).mean())
+        print(f"{name:>12}: classifier {summary['classifier']}", flush=True)
     print(f"{name:>12}: PSNR {summary['psnr']['mean']:.2f} dB, SSIM {summary['ssim']['mean']:.3f}, "
           f"hist W1 {summary['histogram_w1']['mean']:.2f}, ACW axial {summary['acw_axial']['mean']:.2f} "
           f"(orig {summary['acw_axial_original']['mean']:.2f}), lateral {summary['acw_lateral']['mean']:.2f} "
@@ -63,27 +90,43 @@ def main(argv=None):
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--vae", nargs="+", required=True, help="VAE folders (training/train_vae.py output_dir).")
-    p.add_argument("--limit", type=int, default=None, help="First N scans of the split.")
+    p.add_argument("--limit", type=int, default=None, help="First N scans of the split (after --every).")
+    p.add_argument("--every", type=int, default=1, help="Every K-th scan of the split (spreads a subset).")
+    p.add_argument("--classifier", default=None, help="Saved real-trained ViT folder (medicraft evaluate's runs/).")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
     ds = load_oct_dataset(args.dataset)[args.split]
+    if args.every > 1:
+        ds = ds.select(range(0, len(ds), args.every))
     if args.limit:
         ds = ds.select(range(min(args.limit, len(ds))))
     rows = []
     for item in ds:
         image = np.asarray(item["image"].convert("L"))
-        rows.append((image, retina_mask(item["ground_truth"], image.shape), check_anatomy(image).verdict))
+        rows.append((image, retina_mask(item["ground_truth"], image.shape), check_anatomy(image).verdict,
+                     item["label"]))
     print(f"{len(rows)} scans of {Path(args.dataset).name}[{args.split}], {rows[0][0].shape[0]}x{rows[0][0].shape[1]}")
 
     report = {"dataset": Path(args.dataset).name, "split": args.split, "scans": len(rows), "models": {}}
+    classifier = original_predictions = None
+    if args.classifier:
+        from transformers import ViTForImageClassification
+
+        classifier = ViTForImageClassification.from_pretrained(args.classifier, use_safetensors=True)
+        original_predictions, report["classifier_on_originals"] = classify(classifier, [r[0] for r in rows],
+                                                                           [r[3] for r in rows])
+        report["classifier"] = str(args.classifier)
+        print(f"    original: classifier {report['classifier_on_originals']}", flush=True)
     report["models"]["box-blur-3x3"] = evaluate(
-        "box blur 3x3", rows, lambda im: (np.round(uniform_filter(im.astype(np.float64), 3)).astype(np.uint8), 0.0))
+        "box blur 3x3", rows, lambda im: (np.round(uniform_filter(im.astype(np.float64), 3)).astype(np.uint8), 0.0),
+        classifier, original_predictions)
     for folder in args.vae:
         vae = load_vae(folder)
         name = Path(folder).parent.name if Path(folder).name == "out" else Path(folder).name
-        report["models"][name] = evaluate(name, rows, lambda im, vae=vae: reconstruct_uint8(vae, im))
+        report["models"][name] = evaluate(name, rows, lambda im, vae=vae: reconstruct_uint8(vae, im),
+                                          classifier, original_predictions)
         report["models"][name]["config"] = {k: vae.config[k] for k in ("block_out_channels", "latent_channels",
                                                                        "scaling_factor")}
     if args.json:
