@@ -3,8 +3,8 @@
 Runs on Hugging Face Spaces and locally (`python space/app.py`). The model is a saved
 pipeline folder or a Hub id named by the `MEDICRAFT_MODEL` environment variable
 (optionally `MEDICRAFT_MODEL_REVISION`); without it, the two demo models embedded in
-medicraft-hf, offered as a choice: `demo-fast` (distilled, 4 steps; the default) and
-`demo` (its 20-step teacher). Generation and the anatomy check are library calls: this
+medicraft-hf, offered as a choice: `demo` (20 steps; the default) and `demo-fast` (the
+same model distilled to 4 steps). Generation and the anatomy check are library calls: this
 file only wires controls to them.
 """
 
@@ -52,9 +52,10 @@ BATCH_SIZE = max(1, torch.get_num_threads())
 KEEP_DOWNLOADS_S = 3600
 
 ALL_CLASSES = "all classes, balanced"
-# Served when no model is named (the first is the default): the demo model distilled to 4 steps,
-# whose quality is within the margins measured in docs/distillation.md, and its 20-step teacher.
-EMBEDDED_CHOICES = ("demo-fast", "demo")
+# Served when no model is named (the first is the default): the demo model and its 4-step
+# distillation. demo-fast is not the default: paired against demo on the usefulness benchmark its
+# quality did not stay within the margin set beforehand (docs/distillation.md).
+EMBEDDED_CHOICES = ("demo", "demo-fast")
 
 
 
@@ -304,7 +305,7 @@ def _generate_tab(generator: Generator) -> None:
             defaults = generator.sampling_defaults()
             scheduler_default, steps_default = defaults[generator.default_model]
             model = gr.Dropdown(list(generator.models), value=generator.default_model, elem_id="model",
-                                label="Model (demo-fast: distilled, 4 steps; demo: 20 steps)"
+                                label="Model (demo: 20 steps; demo-fast: distilled, 4 steps, ~4x faster)"
                                 if set(generator.models) == set(EMBEDDED_CHOICES) else "Model",
                                 interactive=len(generator.models) > 1)
             class_choice = gr.Dropdown([ALL_CLASSES, *generator.class_names], value=ALL_CLASSES, label="Class")

@@ -220,10 +220,10 @@ def test_model_comes_from_env_var_else_the_demo_model(app, tmp_path, monkeypatch
     assert model_id == "medicraft-hf/demo" and pipe.image_size == (64, 128)
     assert Path(pipe.name_or_path).resolve() == DEMO_MODEL_DIR.resolve() and revision.startswith("sha256:")
 
-    # Without the variable the Space serves both embedded models, the 4-step distilled one first.
+    # Without the variable the Space serves both embedded models, the demo model first.
     served = app.load_models()
-    assert list(served) == ["demo-fast", "demo"] == list(app.EMBEDDED_CHOICES)
-    assert [model_id for _, model_id, _ in served.values()] == ["medicraft-hf/demo-fast", "medicraft-hf/demo"]
+    assert list(served) == ["demo", "demo-fast"] == list(app.EMBEDDED_CHOICES)
+    assert [model_id for _, model_id, _ in served.values()] == ["medicraft-hf/demo", "medicraft-hf/demo-fast"]
     assert served["demo"][2] == revision and served["demo-fast"][2] != revision
 
     # Had the package lost it, the Space would say so instead of starting on nothing.
@@ -320,10 +320,10 @@ def _quietly(call) -> None:
 
 
 # ---------------------------------------------------------------------- the embedded models
-def test_embedded_space_offers_the_fast_model_first_and_its_teacher(app, tmp_path_factory, monkeypatch):
-    """Without MEDICRAFT_MODEL the page serves demo-fast (LCM, 4 steps: its default) and demo;
-    choosing a model sets its own sampler, and each request is made by the chosen model, with the
-    pixels the library gives for the same request."""
+def test_embedded_space_offers_the_demo_model_and_its_fast_distillation(app, tmp_path_factory, monkeypatch):
+    """Without MEDICRAFT_MODEL the page serves demo (SDE DPM-Solver++, 20 steps: the default) and
+    demo-fast; choosing a model sets its own sampler, and each request is made by the chosen
+    model, with the pixels the library gives for the same request."""
     from medicraft_hf.generate import generate_images
     from medicraft_hf.models import FAST_DEMO_MODEL_DIR, load_pipeline
 
@@ -333,10 +333,10 @@ def test_embedded_space_offers_the_fast_model_first_and_its_teacher(app, tmp_pat
     try:
         client = Client(demo.local_url, verbose=False)
         page_defaults = {c["props"].get("elem_id"): c["props"].get("value") for c in demo.config["components"]}
-        assert page_defaults["model"] == "demo-fast" and page_defaults["scheduler"] == "lcm"
-        assert page_defaults["steps"] == 4
+        assert page_defaults["model"] == "demo" and page_defaults["scheduler"] == "sde-dpmsolver++"
+        assert page_defaults["steps"] == 20
 
-        gallery, files, status = client.predict("nevus", 2, 5, "lcm", 4, 1.0, api_name="/generate")  # 6 values
+        gallery, files, status = client.predict("nevus", 2, 5, "lcm", 4, 1.0, "demo-fast", api_name="/generate")
         assert "demo-fast, lcm, 4 steps" in status
         ds = datasets.Dataset.from_parquet(next(f for f in files if f.endswith(".parquet")))
         assert set(ds["model_id"]) == {"medicraft-hf/demo-fast"} and set(ds["scheduler"]) == {"lcm"}
@@ -345,7 +345,8 @@ def test_embedded_space_offers_the_fast_model_first_and_its_teacher(app, tmp_pat
         assert all(np.array_equal(np.asarray(a), np.asarray(Image.open(b["image"])))
                    for a, b in zip(expected, gallery, strict=True))
 
-        _, files, status = client.predict("nevus", 1, 5, "sde-dpmsolver++", 2, 1.0, "demo", api_name="/generate")
+        # Six values: the page's default model.
+        _, files, status = client.predict("nevus", 1, 5, "sde-dpmsolver++", 2, 1.0, api_name="/generate")
         assert "demo, sde-dpmsolver++, 2 steps" in status
         assert set(datasets.Dataset.from_parquet(next(f for f in files if f.endswith(".parquet")))["model_id"]) \
             == {"medicraft-hf/demo"}
@@ -355,6 +356,6 @@ def test_embedded_space_offers_the_fast_model_first_and_its_teacher(app, tmp_pat
         demo.close()
 
     generator = app.Generator(app.load_models(), tmp_path_factory.mktemp("space-work"))
-    assert generator.sampling_defaults() == {"demo-fast": ("lcm", 4), "demo": ("sde-dpmsolver++", 20)}
+    assert generator.sampling_defaults() == {"demo": ("sde-dpmsolver++", 20), "demo-fast": ("lcm", 4)}
     assert [update["value"] for update in generator.on_model_change("demo")] == ["sde-dpmsolver++", 20]
     assert [update["value"] for update in generator.on_model_change("demo-fast")] == ["lcm", 4]

@@ -79,31 +79,29 @@ def test_preset_then_generate_fills_the_gallery(page, space_url, tmp_path):
     page.screenshot(path=os.environ.get("MEDICRAFT_SPACE_SCREENSHOT", str(tmp_path / "space.png")), full_page=True)
 
 
-def test_choosing_the_teacher_model_sets_its_sampler_and_it_makes_the_images(page, monkeypatch):
-    """The embedded page opens on demo-fast (LCM, 4 steps); picking demo in the Model menu sets
-    SDE DPM-Solver++ and 20 steps, and the images are then demo's (its id in the status line)."""
+def test_choosing_the_fast_model_sets_its_sampler_and_it_makes_the_images(page, monkeypatch):
+    """The embedded page opens on demo (SDE DPM-Solver++, 20 steps); picking demo-fast in the Model
+    menu sets LCM and 4 steps, and the images are then demo-fast's (its id in the status line)."""
     monkeypatch.delenv("MEDICRAFT_MODEL", raising=False)
     demo = load_space_module().build_demo()
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         page.goto(demo.local_url)
         page.wait_for_selector("#generate")
-        assert page.locator("#model input").input_value() == "demo-fast"
-        assert page.locator("#scheduler input").input_value() == "lcm"
-        assert page.locator("#steps input[type=number]").input_value() == "4"
+        assert page.locator("#model input").input_value() == "demo"
+        assert page.locator("#scheduler input").input_value() == "sde-dpmsolver++"
+        assert page.locator("#steps input[type=number]").input_value() == "20"
 
         page.locator("#model input").click()
-        page.get_by_role("option", name="demo", exact=True).click()
-        page.wait_for_function("document.querySelector('#scheduler input').value === 'sde-dpmsolver++'")
-        assert page.locator("#steps input[type=number]").input_value() == "20"
+        page.get_by_role("option", name="demo-fast", exact=True).click()
+        page.wait_for_function("document.querySelector('#scheduler input').value === 'lcm'")
+        assert page.locator("#steps input[type=number]").input_value() == "4"
         page.locator("#num_images input[type=number]").fill("1")
         page.locator("#num_images input[type=number]").press("Enter")
-        page.locator("#steps input[type=number]").fill("2")  # fewer steps keep the test fast
-        page.locator("#steps input[type=number]").press("Enter")
         page.click("#generate")
         page.wait_for_function("document.querySelector('#status').innerText.includes(' images in ')",
                                timeout=120_000)
-        assert "demo, sde-dpmsolver++, 2 steps" in page.locator("#status").inner_text()
+        assert "demo-fast, lcm, 4 steps" in page.locator("#status").inner_text()
         assert page.locator("#gallery img").count() == 1
     finally:
         demo.close()
