@@ -258,3 +258,45 @@ def test_the_shipped_fast_demo_model_is_the_demo_models_unet_with_lcm_and_a_curr
     assert (FAST_DEMO_MODEL_DIR / "pipeline.py").read_text() == (ROOT / "medicraft_hf" / "pipeline.py").read_text(), \
         "medicraft_hf/demo_model_fast/pipeline.py is stale: copy medicraft_hf/pipeline.py over it"
     assert "Not for diagnosis" in (FAST_DEMO_MODEL_DIR / "README.md").read_text()
+
+
+def test_a_latent_teacher_distills_on_cached_latents_into_a_latent_few_step_pipeline(tmp_path, dataset_dir):
+    """A teacher with a VAE: the student trains on the VAE's cached latents, keeps the VAE, and its
+    LCM scheduler does not clip (latents are not images in [-1, 1])."""
+    from tests.factories import tiny_latent_pipeline
+
+    teacher = tiny_latent_pipeline(resolution=(H, W))
+    teacher.scheduler = teacher_scheduler()
+    teacher.save_pretrained(tmp_path / "latent-teacher")
+    out = tmp_path / "out"
+    distill.main(argv(tmp_path / "latent-teacher", dataset_dir, out, max_train_steps=2, checkpointing_steps=2,
+                      validation_steps=2))
+    assert list((out / ".latents").glob("latents-*.safetensors")), "the latents were not cached"
+    pipe = load_pipeline(out)
+    assert pipe.vae is not None and isinstance(pipe.scheduler, LCMScheduler)
+    assert not pipe.scheduler.config.clip_sample and pipe.unet.config.in_channels == teacher.vae.config.latent_channels
+    assert torch.equal(pipe.vae.state_dict()["decoder.conv_out.weight"], teacher.vae.state_dict()["decoder.conv_out.weight"])
+    images = pipe([0, 3], num_inference_steps=2, generator=[torch.Generator().manual_seed(i) for i in range(2)],
+                  output_type="np").images
+    assert images.shape == (2, H, W, 1) and torch.isfinite(torch.from_numpy(images)).all()
+    assert (out / "samples" / "step_0000002.png").is_file()
+
+
+def test_the_teachers_x0_is_clipped_for_pixels_only():
+    scheduler = few_step_scheduler(teacher_scheduler("epsilon").config, 10)
+    assert scheduler.config.clip_sample and not few_step_scheduler(teacher_scheduler().config, 10,
+                                                                    latent=True).config.clip_sample
+    big = torch.full((1, 1, 2, 2), 5.0)
+
+    class Zero(torch.nn.Module):  # epsilon 0: x0 = x / sqrt(alpha), far outside [-1, 1]
+        def forward(self, x, t, class_labels=None):
+            return type("Out", (), {"sample": torch.zeros_like(x)})()
+
+    t, prev = torch.tensor([99]), torch.tensor([89])
+    clipped = ConsistencyDistiller(scheduler, null_class_id=4).teacher_step(Zero(), big, t, prev, torch.tensor([0]))
+    free = ConsistencyDistiller(scheduler, null_class_id=4, clip_x0=False)
+    kept = free.teacher_step(Zero(), big, t, prev, torch.tensor([0]))
+    # Unclipped, epsilon 0 keeps x0 = x / sqrt(a_t), so the step lands on sqrt(a_prev) x0; clipped to
+    # x0 = 1, the step moves towards 1 and stays far below that.
+    assert torch.allclose(kept, free.alphas_cumprod[89].sqrt() * big / free.alphas_cumprod[99].sqrt(), rtol=1e-4)
+    assert clipped.max() < kept.min()

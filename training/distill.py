@@ -46,6 +46,7 @@ from medicraft_hf.training.arguments import (
     check_common_arguments,
 )
 from medicraft_hf.training.distillation import ConsistencyDistiller, few_step_scheduler
+from medicraft_hf.training.latents import encoded_dataset, load_vae
 from medicraft_hf.training.output_dir import latest_grid, prepare_output_dir, save_pipeline_folder
 from medicraft_hf.training.run import (
     check_ranks_agree,
@@ -120,9 +121,6 @@ def load_teacher(args):
     if args.resolution and tuple(parse_resolution(args.resolution)) != tuple(teacher.image_size):
         raise ValueError(f"--pretrained_teacher_model {args.pretrained_teacher_model} makes {size} images, "
                          f"--resolution asks for {args.resolution}; pass --resolution {size} or leave it out.")
-    if getattr(teacher, "vae", None) is not None:
-        raise ValueError(f"--pretrained_teacher_model {args.pretrained_teacher_model} is a latent model (it has a VAE); "
-                         "distill.py distills pixel-space models only, so far.")
     if teacher.scheduler.config.get("prediction_type") not in ("epsilon", "v_prediction"):
         raise ValueError(f"--pretrained_teacher_model {args.pretrained_teacher_model}: prediction_type "
                          f"{teacher.scheduler.config.get('prediction_type')!r} is not supported.")
@@ -131,13 +129,16 @@ def load_teacher(args):
     return teacher
 
 
-def student_pipeline(accelerator, model, ema, scheduler_config, num_ddim, class_names) -> OCTDiffusionPipeline:
-    """An inference pipeline on a copy of the student, holding the EMA weights when there are any."""
+def student_pipeline(accelerator, model, ema, scheduler_config, num_ddim, class_names,
+                     vae=None) -> OCTDiffusionPipeline:
+    """An inference pipeline on a copy of the student, holding the EMA weights when there are any
+    (and the teacher's VAE, for a latent teacher)."""
     unet = copy.deepcopy(accelerator.unwrap_model(model)).float().eval()
     if ema is not None:
         ema.copy_to(unet.parameters())
-    pipe = OCTDiffusionPipeline(unet=unet, scheduler=few_step_scheduler(scheduler_config, num_ddim),
-                                class_names=class_names)
+    pipe = OCTDiffusionPipeline(unet=unet, scheduler=few_step_scheduler(scheduler_config, num_ddim,
+                                                                        latent=vae is not None),
+                                class_names=class_names, vae=vae)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -159,7 +160,10 @@ def main(argv=None):
         f"{args.dataset_name}[{args.train_split}], {args.resolution} (HxW), {args.num_ddim_timesteps}-step "
         f"DDIM teacher grid, guidance {args.guidance_scale}.")
 
-    train_dataloader = training_loader(args, train_ds, resolution)
+    # A latent teacher: the student learns on its VAE's latents of the images (encoded once, cached).
+    vae = load_vae(args.pretrained_teacher_model) if teacher_pipe.vae is not None else None
+    data = encoded_dataset(accelerator, train_ds, resolution, vae, output_dir) if vae is not None else None
+    train_dataloader = training_loader(args, train_ds, resolution, data)
 
     # ---- student (from the teacher), target, teacher, optimizer
     set_seed(args.seed)
@@ -171,9 +175,9 @@ def main(argv=None):
     target = UNet2DModel.from_config(config).requires_grad_(False)
     target.load_state_dict(teacher.state_dict())
     scheduler_config = teacher_pipe.scheduler.config
-    distiller = ConsistencyDistiller(few_step_scheduler(scheduler_config, args.num_ddim_timesteps),
+    distiller = ConsistencyDistiller(few_step_scheduler(scheduler_config, args.num_ddim_timesteps, latent=vae is not None),
                                      null_class_id=len(class_names), guidance_scale=args.guidance_scale,
-                                     loss_type=args.loss_type, huber_c=args.huber_c)
+                                     loss_type=args.loss_type, huber_c=args.huber_c, clip_x0=vae is None)
     ema = None
     if args.use_ema:  # a constant decay after a short ramp, as the target network of LCM
         ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=False,
@@ -217,7 +221,7 @@ def main(argv=None):
         f"{total_batch}; {3 if args.guidance_scale == 1.0 else 4} UNet calls per image and step.")
 
     def save_pipeline(step):
-        pipe = student_pipeline(accelerator, model, ema, scheduler_config, args.num_ddim_timesteps, class_names)
+        pipe = student_pipeline(accelerator, model, ema, scheduler_config, args.num_ddim_timesteps, class_names, vae)
         card = distilled_model_card(
             class_names=class_names, resolution=resolution, train_steps=step,
             teacher=public_name(args.pretrained_teacher_model), dataset_name=public_name(args.dataset_name),
@@ -240,7 +244,8 @@ def main(argv=None):
 
     def validate(step):
         if accelerator.is_main_process:
-            pipe = student_pipeline(accelerator, model, ema, scheduler_config, args.num_ddim_timesteps, class_names)
+            pipe = student_pipeline(accelerator, model, ema, scheduler_config, args.num_ddim_timesteps, class_names,
+                                    vae)
             grid = sample_grid(pipe, per_class=args.num_validation_images, seed=args.seed,
                                num_inference_steps=args.validation_inference_steps)
             with atomic_path(output_dir / "samples" / f"step_{step:07d}.png") as tmp:

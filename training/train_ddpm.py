@@ -49,10 +49,6 @@ from medicraft_hf.training.arguments import (
     add_optimization_arguments,
     check_common_arguments,
 )
-from medicraft_hf.training.data import (
-    EpochSampler,
-    with_training_transform,
-)
 from medicraft_hf.training.latents import encoded_dataset, load_vae
 from medicraft_hf.training.output_dir import latest_grid
 from medicraft_hf.training.run import (
@@ -62,6 +58,7 @@ from medicraft_hf.training.run import (
     resume,
     run_script,
     step_plan,
+    training_loader,
 )
 from medicraft_hf.training.validation import log_grid, sample_grid
 from medicraft_hf.unet import PRESETS, build_unet, unet_from_pipeline
@@ -227,14 +224,9 @@ def main(argv=None):
         f"classes {class_counts}, {args.resolution} (HxW)"
         + (f", as {channels}x{latent_size[0]}x{latent_size[1]} latents of --vae {args.vae}." if vae else "."))
 
-    sampler = EpochSampler(train_ds["label"], seed=args.seed, class_balanced=args.class_balanced)
     # With a VAE the batches are cached latents (encoded once, here), under the same keys as pixels.
-    data = encoded_dataset(accelerator, train_ds, resolution, vae, output_dir) if vae is not None \
-        else with_training_transform(train_ds, resolution)
-    train_dataloader = torch.utils.data.DataLoader(
-        data, batch_size=args.train_batch_size, sampler=sampler,
-        num_workers=args.dataloader_num_workers,
-    )
+    data = encoded_dataset(accelerator, train_ds, resolution, vae, output_dir) if vae is not None else None
+    train_dataloader = training_loader(args, train_ds, resolution, data)
 
     # ---- model, noise schedule, optimizer
     set_seed(args.seed)

@@ -27,14 +27,17 @@ from diffusers import LCMScheduler
 _CLIP = {"clip_sample": True, "clip_sample_range": 1.0, "thresholding": False}
 
 
-def few_step_scheduler(teacher_scheduler_config, num_ddim_timesteps: int) -> LCMScheduler:
-    """The sampler a distilled model ships with: the teacher's noise schedule, LCM steps."""
+def few_step_scheduler(teacher_scheduler_config, num_ddim_timesteps: int, latent: bool = False) -> LCMScheduler:
+    """The sampler a distilled model ships with: the teacher's noise schedule, LCM steps.
+
+    `latent=True` (a teacher with a VAE): no clipping, latents are not images in [-1, 1]."""
     # Only LCMScheduler's own settings: the teacher's solver options would be saved along and
     # warned about at every load.
     known = inspect.signature(LCMScheduler.__init__).parameters
     config = {k: v for k, v in dict(teacher_scheduler_config).items() if k in known}
+    clip = {**_CLIP, "clip_sample": False} if latent else _CLIP
     return LCMScheduler.from_config(config, original_inference_steps=num_ddim_timesteps, set_alpha_to_one=True,
-                                    **_CLIP)
+                                    **clip)
 
 
 class ConsistencyDistiller:
@@ -45,10 +48,11 @@ class ConsistencyDistiller:
         num_ddim_timesteps: the teacher's ODE solver grid (`original_inference_steps`).
         guidance_scale: the teacher's classifier-free guidance, distilled into the student.
         null_class_id: the label of the unconditional embedding.
+        clip_x0: clip the teacher's clean estimates to [-1, 1] (pixels; not for latents).
     """
 
     def __init__(self, scheduler: LCMScheduler, null_class_id: int, guidance_scale: float = 1.0,
-                 loss_type: str = "huber", huber_c: float = 0.001):
+                 loss_type: str = "huber", huber_c: float = 0.001, clip_x0: bool = True):
         if loss_type not in ("huber", "l2"):
             raise ValueError(f"loss_type must be 'huber' or 'l2', got {loss_type!r}.")
         num_train = scheduler.config.num_train_timesteps
@@ -65,6 +69,7 @@ class ConsistencyDistiller:
         self.guidance_scale = float(guidance_scale)
         self.loss_type = loss_type
         self.huber_c = huber_c
+        self.clip_x0 = clip_x0
 
     def to(self, device) -> ConsistencyDistiller:
         self.alphas_cumprod = self.alphas_cumprod.to(device)
@@ -117,7 +122,9 @@ class ConsistencyDistiller:
                            class_labels=torch.cat([labels, torch.full_like(labels, self.null_class_id)])).sample
             cond, uncond = both.chunk(2)
             output = uncond + self.guidance_scale * (cond - uncond)
-        x0 = self.clean_estimate(output.float(), sample, t).clamp(-1, 1)
+        x0 = self.clean_estimate(output.float(), sample, t)
+        if self.clip_x0:
+            x0 = x0.clamp(-1, 1)
         alpha, alpha_prev = self._alpha(t), self._alpha(prev_t)
         # The noise direction that goes with the clipped x0 (DPM-Solver++ data prediction does the same).
         eps = (sample - alpha.sqrt() * x0) / (1 - alpha).sqrt()

@@ -46,10 +46,13 @@ def checked_training_split(args, resolution):
     return train_ds, class_names, {name: counts.get(i, 0) for i, name in enumerate(class_names)}
 
 
-def training_loader(args, train_ds, resolution) -> torch.utils.data.DataLoader:
-    """Batches of {"pixel_values", "class_labels"} in an order that is a function of (seed, epoch)."""
+def training_loader(args, train_ds, resolution, data=None) -> torch.utils.data.DataLoader:
+    """Batches of {"pixel_values", "class_labels"} in an order that is a function of (seed, epoch).
+
+    `data`: what the batches hold, row for row of `train_ds` (e.g. its cached latents); default
+    its images at `resolution`, as training tensors."""
     sampler = EpochSampler(train_ds["label"], seed=args.seed, class_balanced=args.class_balanced)
-    return torch.utils.data.DataLoader(with_training_transform(train_ds, resolution),
+    return torch.utils.data.DataLoader(with_training_transform(train_ds, resolution) if data is None else data,
                                        batch_size=args.train_batch_size, sampler=sampler,
                                        num_workers=args.dataloader_num_workers)
 
