@@ -37,11 +37,13 @@ OMP_WAIT_POLICY=PASSIVE "${LAUNCH[@]}" training/train_ddpm.py "${COMMON[@]}" --v
   --cfg_dropout_prob 0.1 --max_train_steps "$STEPS" --checkpointing_steps 200 --validation_steps 1000 \
   --num_validation_images 2 --output_dir "$OUT/latent-demo"
 
-# Evaluation on the phantom's patient-held-out test split, as training/demo_model.sh does it.
+# Evaluation on the benchmark's patient-held-out test split, read at 128x256 like its 256x512
+# ceiling (docs/benchmark.md); the VAE's reconstructions judged by the same real-trained classifier.
 ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 .venv/bin/accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
   --mixed_precision no --dynamo_backend no -m medicraft_hf.generate --model "$OUT/latent-demo" \
   --out "$OUT/latent-eval/synthetic-balanced" --seed 0 --per-class 150
 .venv/bin/medicraft evaluate --real "$DATA" --synthetic "$OUT/latent-eval/synthetic-balanced" \
-  --out "$OUT/latent-eval/report-balanced" --seeds 3
-OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_vae_compression.py --dataset "$DATA" --split test \
-  --vae "$OUT/latent-vae" --json "$OUT/latent-eval/vae-quality.json"
+  --out "$OUT/latent-eval/report-balanced" --seeds 3 --resolution 128x256
+OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_vae_compression.py --dataset "$DATA" --split test --every 6 \
+  --vae "$OUT/latent-vae" --classifier "$OUT/latent-eval/report-balanced/runs/TRTR-seed0-model" \
+  --json "$OUT/latent-eval/vae-quality.json"
