@@ -98,7 +98,7 @@ def child(kind: str, args) -> dict:
     for _ in range(args.train_steps):
         train_step()
     train_img_s = args.train_steps * args.train_batch_size / (time.perf_counter() - start)
-    return {"kind": kind, "latent_size": list(size), "latent_channels": channels,
+    return {"kind": kind, "torch_threads": torch.get_num_threads(), "latent_size": list(size), "latent_channels": channels,
             "unet_params_m": round(sum(p.numel() for p in unet.parameters()) / 1e6, 2),
             "vae_params_m": round(sum(p.numel() for p in vae.parameters()) / 1e6, 2) if vae is not None else 0.0,
             "sample_s_per_image": sample_s, "encode_s_per_image": encode_s, "train_img_s": train_img_s,
@@ -136,7 +136,7 @@ def main(argv=None) -> dict:
         return statistics.median(run[key] for run in runs[kind])
 
     result = {"settings": {k: v for k, v in vars(args).items() if k not in ("child", "json")},
-              "torch_threads": __import__("torch").get_num_threads()}
+              "torch_threads": runs["pixel"][0]["torch_threads"]}  # the measuring processes' own
     for kind in KINDS:
         first = runs[kind][0]
         result[kind] = {k: first[k] for k in ("latent_size", "latent_channels", "unet_params_m", "vae_params_m")}

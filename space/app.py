@@ -167,7 +167,7 @@ class Generator:
         """Each model's default (scheduler, steps): what the page shows when it is chosen."""
         return {name: default_sampling(pipe) for name, (pipe, _, _) in self.models.items()}
 
-    def pipeline_for(self, model: str, scheduler: str, steps: int) -> OCTDiffusionPipeline:
+    def pipeline_for(self, model: str, scheduler: str, steps: int, guidance: float) -> OCTDiffusionPipeline:
         """A pipeline with a new scheduler object: a scheduler keeps state while it samples, so a
         request abandoned mid-way (a cancel) must not share it with the next one. ValueError
         when the steps do not suit that scheduler (an LCM schedule's limit)."""
@@ -176,7 +176,7 @@ class Generator:
         own = self.models[model][0]
         pipe = own.with_scheduler(scheduler_for(own, scheduler))
         try:
-            pipe.check_inputs(steps, 1.0)
+            pipe.check_inputs(steps, guidance)
         except ArgumentError as err:
             raise ValueError(err.say("Steps")) from None
         # The denoising loop's tqdm bar, which gr.Progress(track_tqdm=True) shows step by step.
@@ -201,7 +201,7 @@ class Generator:
             num_images, seed, scheduler, steps, guidance = check_request(num_images, seed, scheduler, steps, guidance)
             counts = class_counts(class_choice, num_images, self.class_names)
             model = self.default_model if model is None else model
-            pipe = self.pipeline_for(model, scheduler, steps)
+            pipe = self.pipeline_for(model, scheduler, steps, guidance)
         except ValueError as err:
             yield [], None, f"**Not generated:** {err}"
             raise gr.Error(str(err)) from None
@@ -305,7 +305,7 @@ def _generate_tab(generator: Generator) -> None:
             defaults = generator.sampling_defaults()
             scheduler_default, steps_default = defaults[generator.default_model]
             model = gr.Dropdown(list(generator.models), value=generator.default_model, elem_id="model",
-                                label="Model (demo: 20 steps; demo-fast: distilled, 4 steps, ~4x faster)"
+                                label="Model (demo: 20 steps; demo-fast: distilled, 4 steps, about 3.5x faster)"
                                 if set(generator.models) == set(EMBEDDED_CHOICES) else "Model",
                                 interactive=len(generator.models) > 1)
             class_choice = gr.Dropdown([ALL_CLASSES, *generator.class_names], value=ALL_CLASSES, label="Class")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from medicraft_hf.evaluation.fidelity import PR_K, _kth_neighbour_radii, _pairwise, frechet_distance
+from medicraft_hf.evaluation.uncertainty import _interval
 from medicraft_hf.io import atomic_path
 
 SYNTHETIC_FILE = "synthetic_record.npz"
@@ -32,17 +33,16 @@ _KERNEL = "cubic polynomial (x.y / d + 1)^3"
 
 
 def save_synthetic_record(out_dir, *, seeds, labels, predicted, features, anatomy_ok, train_features,
-                          class_names) -> Path:
-    """Write the per-image record of an evaluated synthetic set (arrays in the same order)."""
-    path = Path(out_dir) / SYNTHETIC_FILE
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, seeds=np.asarray(seeds, np.int64), labels=np.asarray(labels, np.int64),
-                            predicted=np.asarray(predicted, np.int64),
-                            features=np.asarray(features, np.float32),
-                            anatomy_ok=np.asarray([np.nan if ok is None else float(ok) for ok in anatomy_ok]),
-                            train_features=np.asarray(train_features, np.float32),
-                            class_names=np.asarray(class_names))
-    return path
+                          class_names) -> dict:
+    """Write the per-image record of an evaluated synthetic set (arrays in the same order) and
+    return it as `load_synthetic_record` would read it back."""
+    record = {"seeds": np.asarray(seeds, np.int64), "labels": np.asarray(labels, np.int64),
+              "predicted": np.asarray(predicted, np.int64), "features": np.asarray(features, np.float32),
+              "anatomy_ok": np.asarray([np.nan if ok is None else float(ok) for ok in anatomy_ok]),
+              "train_features": np.asarray(train_features, np.float32), "class_names": np.asarray(class_names)}
+    with atomic_path(Path(out_dir) / SYNTHETIC_FILE) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **record)
+    return record
 
 
 def load_synthetic_record(report_dir) -> dict:
@@ -104,13 +104,9 @@ class _Fidelity:
                 "recall": float(self.covers[:, idx].any(axis=1).mean())}
 
 
-def _interval(values) -> dict:
-    values = np.asarray(values, np.float64)
-    values = values[np.isfinite(values)]
-    if not values.size:
-        return {"low": None, "high": None}
-    low, high = np.percentile(values, [2.5, 97.5])
-    return {"low": float(low), "high": float(high)}
+def _low_high(values) -> dict:
+    interval = _interval(values)  # the evaluation's percentile interval (finite replicates only)
+    return {"low": interval["low"], "high": interval["high"]}
 
 
 def compare_synthetic(ours: dict, theirs: dict, *, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -151,7 +147,7 @@ def compare_synthetic(ours: dict, theirs: dict, *, n_boot: int = 1000, seed: int
         difference = point[0][key] - point[1][key]
         result["measures"][key] = {"ours": _none_if_nan(point[0][key]), "theirs": _none_if_nan(point[1][key]),
                                    "difference": _none_if_nan(difference),
-                                   **_interval([r[key] for r in replicates])}
+                                   **_low_high([r[key] for r in replicates])}
     return result
 
 

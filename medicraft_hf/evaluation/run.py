@@ -49,7 +49,7 @@ def _save_synthetic_record(out_dir, synthetic_rows, synthetic_set, features, pro
     """The per-image record a later paired comparison of synthetic sets reads (None without seeds)."""
     import numpy as np
 
-    from medicraft_hf.evaluation.paired_synthetic import load_synthetic_record, save_synthetic_record
+    from medicraft_hf.evaluation.paired_synthetic import save_synthetic_record
 
     seed_of = dict(zip(synthetic_rows["image_id"], synthetic_rows["seed"]))
     seeds = [seed_of[image_id] for image_id in synthetic_set.image_ids]
@@ -57,11 +57,10 @@ def _save_synthetic_record(out_dir, synthetic_rows, synthetic_set, features, pro
         log("note: synthetic images without a seed column value: no per-image record for paired comparisons")
         return None
     ok = {r["image_id"]: r["verdict"] == "ok" for r in anatomy} if anatomy else {}
-    path = save_synthetic_record(out_dir, seeds=seeds, labels=synthetic_set.labels,
+    return save_synthetic_record(out_dir, seeds=seeds, labels=synthetic_set.labels,
                                  predicted=np.asarray(probs).argmax(axis=1), features=features,
                                  anatomy_ok=[ok.get(image_id) for image_id in synthetic_set.image_ids],
                                  train_features=train_features, class_names=class_names)
-    return load_synthetic_record(path.parent)
 
 
 def _compare_synthetic_sets(ours, other_dir, n_boot: int, log) -> dict:
