@@ -12,16 +12,14 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
+from medicraft_hf.embedded import DEFAULT_EMBEDDED, EMBEDDED_MODELS, embedded_of_folder
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.sampling_defaults import DEFAULT_SCHEDULER, SCHEDULER_NAMES  # noqa: F401 (re-exported)
 from medicraft_hf.sources import public_name
 
-# The small model trained on the phantom that ships inside the package (issue: demo model).
-DEMO_MODEL_DIR = Path(__file__).parent / "demo_model"
-DEMO_MODEL_ID = "medicraft-hf/demo"  # how provenance columns name it
-# The demo model distilled to 4 steps (training/distill.py; its card says how and how good).
-FAST_DEMO_MODEL_DIR = Path(__file__).parent / "demo_model_fast"
-FAST_DEMO_MODEL_ID = "medicraft-hf/demo-fast"
+# The embedded models' folders and public names (medicraft_hf/embedded.py has them all).
+DEMO_MODEL_DIR, DEMO_MODEL_ID = EMBEDDED_MODELS[DEFAULT_EMBEDDED].folder, EMBEDDED_MODELS[DEFAULT_EMBEDDED].model_id
+FAST_DEMO_MODEL_DIR, FAST_DEMO_MODEL_ID = EMBEDDED_MODELS["demo-fast"].folder, EMBEDDED_MODELS["demo-fast"].model_id
 
 # Samplers users choose by name. The fast default is DPM-Solver++ in its stochastic (SDE)
 # form, 20-25 steps: OCT texture is speckle, and the deterministic (ODE) solvers leave it as
@@ -89,10 +87,8 @@ def model_id_of(model: str | Path | None) -> str:
     """The name provenance records for a model argument (never a local absolute path)."""
     if model is None:
         return DEMO_MODEL_ID
-    for folder, name in ((DEMO_MODEL_DIR, DEMO_MODEL_ID), (FAST_DEMO_MODEL_DIR, FAST_DEMO_MODEL_ID)):
-        if Path(str(model)).resolve() == folder.resolve():  # an embedded model, by its public name
-            return name
-    return str(public_name(model))
+    embedded = embedded_of_folder(model)  # an embedded model, by its public name
+    return embedded.model_id if embedded else str(public_name(model))
 
 
 def weights_digest(state_dict) -> str:

@@ -2,10 +2,9 @@
 
 Runs on Hugging Face Spaces and locally (`python space/app.py`). The model is a saved
 pipeline folder or a Hub id named by the `MEDICRAFT_MODEL` environment variable
-(optionally `MEDICRAFT_MODEL_REVISION`); without it, the two demo models embedded in
-medicraft-hf, offered as a choice: `demo` (20 steps; the default) and `demo-fast` (the
-same model distilled to 4 steps). Generation and the anatomy check are library calls: this
-file only wires controls to them.
+(optionally `MEDICRAFT_MODEL_REVISION`); without it, the models embedded in medicraft-hf
+(`medicraft_hf/embedded.py`), offered as a choice, `demo` first (the default). Generation and
+the anatomy check are library calls: this file only wires controls to them.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from medicraft_hf.embedded import EMBEDDED_MODELS
 from medicraft_hf.errors import ArgumentError
 from medicraft_hf.few_step import default_sampling, embedded_model
 from medicraft_hf.generate import (
@@ -52,10 +52,10 @@ BATCH_SIZE = max(1, torch.get_num_threads())
 KEEP_DOWNLOADS_S = 3600
 
 ALL_CLASSES = "all classes, balanced"
-# Served when no model is named (the first is the default): the demo model and its 4-step
-# distillation. demo-fast is not the default: paired against demo on the usefulness benchmark its
-# quality did not stay within the margin set beforehand (docs/distillation.md).
-EMBEDDED_CHOICES = ("demo", "demo-fast")
+# Served when no model is named: the embedded models, the demo model first (the default).
+# demo-fast is not the default: paired against demo on the usefulness benchmark its quality
+# did not stay within the margin set beforehand (docs/distillation.md).
+EMBEDDED_CHOICES = tuple(name for name, m in EMBEDDED_MODELS.items() if m.shipped)
 
 
 
@@ -274,15 +274,15 @@ def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
     """
     generator = Generator(load_models(model), Path(tempfile.mkdtemp(prefix="medicraft-space-")))
     pipe = generator.models[generator.default_model][0]
-    height, width = pipe.image_size
-    served = ", ".join(f"`{model_id}`" for _, model_id, _ in generator.models.values())
+    served = ", ".join(f"`{model_id}` ({p.image_size[0]}×{p.image_size[1]} px)"
+                       for p, model_id, _ in generator.models.values())
 
     # Gradio deletes its cached copies of outputs (gallery images, downloads) after an hour.
     with gr.Blocks(title="medicraft-hf: synthetic OCT B-scans", delete_cache=(600, KEEP_DOWNLOADS_S)) as demo:
         gr.Markdown(
             "# Synthetic OCT B-scans\n"
-            f"Class-conditional diffusion model {served} ({height}×{width} px, classes: "
-            f"{', '.join(pipe.class_names)}). Each image is checked for plausible retinal anatomy "
+            f"Class-conditional diffusion models: {served}; classes "
+            f"{', '.join(pipe.class_names)}. Each image is checked for plausible retinal anatomy "
             "(one fovea, ordered layers). Synthetic images are for teaching and research, not diagnosis."
         )
         if extra_tabs:
@@ -298,6 +298,13 @@ def build_demo(model: str | Path | OCTDiffusionPipeline | None = None,
     return demo
 
 
+def model_label(models: dict) -> str:
+    """The Model menu's label: what each embedded model is (a named model needs no gloss)."""
+    if set(models) <= set(EMBEDDED_MODELS):
+        return "Model (" + "; ".join(f"{name}: {EMBEDDED_MODELS[name].summary}" for name in models) + ")"
+    return "Model"
+
+
 def _generate_tab(generator: Generator) -> None:
     with gr.Row():
         with gr.Column(scale=1):
@@ -305,8 +312,7 @@ def _generate_tab(generator: Generator) -> None:
             defaults = generator.sampling_defaults()
             scheduler_default, steps_default = defaults[generator.default_model]
             model = gr.Dropdown(list(generator.models), value=generator.default_model, elem_id="model",
-                                label="Model (demo: 20 steps; demo-fast: distilled, 4 steps, about 3.5x faster)"
-                                if set(generator.models) == set(EMBEDDED_CHOICES) else "Model",
+                                label=model_label(generator.models),
                                 interactive=len(generator.models) > 1)
             class_choice = gr.Dropdown([ALL_CLASSES, *generator.class_names], value=ALL_CLASSES, label="Class")
             num_images = gr.Slider(1, MAX_IMAGES, value=8, step=1, label=f"Number of images (max {MAX_IMAGES})",

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medicraft_hf.embedded import embedded_help
+
 HELP = "generate a balanced synthetic dataset + sample grid with the embedded demo model (CPU, offline)"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="outputs/demo", help="output folder")
     parser.add_argument("--per-class", type=int, default=25, help="images of every class")
-    parser.add_argument("--model", default=None, help="pipeline folder or Hub id, or an embedded model: 'demo' "
-                        "(the default) or 'demo-fast' (distilled to 4 steps)")
+    parser.add_argument("--model", default=None, help="pipeline folder or Hub id, or an embedded model: "
+                        + embedded_help())
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: generate's for the model)")
     parser.add_argument("--seed", type=int, default=0, help="base seed")
     parser.add_argument("--grid-per-class", type=int, default=8, help="images of each class in the grid")

@@ -10,13 +10,14 @@ run the same command again to resume, or to retry a failed --push-to-hub.
 from __future__ import annotations
 
 from medicraft_hf import sampling_defaults as defaults
+from medicraft_hf.embedded import embedded_help
 
 HELP = "generate a class-balanced synthetic dataset (resumable, multi-process, optional Hub push)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default=None, help="pipeline folder or Hub id, or an embedded model: 'demo' "
-                        "(the default) or 'demo-fast' (distilled to 4 steps)")
+    parser.add_argument("--model", default=None, help="pipeline folder or Hub id, or an embedded model: "
+                        + embedded_help())
     parser.add_argument("--revision", default=None, help="Hub revision of --model")
     parser.add_argument("--out", required=True, help="output folder (Hub layout: README.md + data/*.parquet)")
     how = parser.add_mutually_exclusive_group(required=True)

@@ -1,0 +1,37 @@
+"""The embedded-model table: every entry ships (weights and the package data that installs them),
+and every place that names embedded models reads it."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from medicraft_hf.embedded import DEFAULT_EMBEDDED, EMBEDDED_MODELS, embedded_help, embedded_of_folder
+from medicraft_hf.few_step import embedded_model
+from medicraft_hf.models import model_id_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", list(EMBEDDED_MODELS))
+def test_every_embedded_model_ships_and_is_installed(name):
+    model = EMBEDDED_MODELS[name]
+    assert model.shipped, f"{model.folder} has no model_index.json"
+    assert list(model.folder.glob("*/*.safetensors")), f"{model.folder} holds no safetensors weights"
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert f"{model.folder.name}/**/*" in package_data["medicraft_hf"], "pyproject's package-data misses it"
+    assert (model.folder / "README.md").is_file(), "no model card"
+
+
+def test_names_folders_and_public_ids_map_to_one_another():
+    assert DEFAULT_EMBEDDED == "demo"
+    assert embedded_model("demo") is None  # the default: load_pipeline(None)
+    assert model_id_of(None) == EMBEDDED_MODELS["demo"].model_id
+    for name, model in EMBEDDED_MODELS.items():
+        assert embedded_of_folder(model.folder) is model
+        assert model_id_of(model.folder) == model.model_id
+        assert f"'{name}' ({model.summary})" in embedded_help()
+        if name != DEFAULT_EMBEDDED:
+            assert embedded_model(name) == model.folder
+    assert embedded_of_folder(ROOT) is None
+    assert embedded_model("./demo-fast") == "./demo-fast"  # a path stays a path
