@@ -103,7 +103,7 @@ def run_protocols(
                                *([validation] if validation is not None and settings.patience > 0 else []))
             cached = Path(runs_dir) / f"{protocol}-seed{seed}.json" if runs_dir else None
             model_dir = Path(runs_dir) / f"{protocol}-seed{seed}-model" if runs_dir else None
-            want_model = (protocol, seed) == tuple(keep_model)
+            want_model = keep_model is not None and (protocol, seed) == tuple(keep_model)
             has_model = bool(model_dir) and (model_dir / "config.json").exists()
             if cached and cached.exists() and (not want_model or has_model):
                 run = json.loads(cached.read_text())

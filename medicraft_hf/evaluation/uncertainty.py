@@ -197,7 +197,7 @@ def predictions_record(real_test, class_names, test_probs: dict, validation=None
     return out
 
 
-def _levels(predictions: dict):
+def prediction_levels(predictions: dict):
     """(level name, runs per protocol, labels, resampling groups) for scans, the scans that show
     their label (when every test scan's ground truth says) and, when known, exams."""
     labels = np.asarray(predictions["labels"])
@@ -243,7 +243,7 @@ def uncertainty_report(predictions: dict, *, n_boot: int = 1000, seed: int = 0) 
            "class_names": list(predictions["class_names"])}
     num_classes = len(predictions["class_names"])
     metrics = report_metrics(predictions["class_names"])
-    for level, runs, labels, groups in _levels(predictions):
+    for level, runs, labels, groups in prediction_levels(predictions):
         section = {"n": int(len(labels)), "n_patients": len(set(groups))}
         for protocol, rs in runs.items():
             section[protocol] = bootstrap_metrics(rs, labels, groups, metrics, n_boot=n_boot, seed=seed,
@@ -265,8 +265,8 @@ def compare_predictions(ours: dict, theirs: dict, *, n_boot: int = 1000, seed: i
     out = {"method": "paired bootstrap: same test patients and same classifier seed on both sides (95%)",
            "n_boot": n_boot}
     num_classes = len(ours["class_names"])
-    other = {level: runs for level, runs, _, _ in _levels(theirs)}
-    for level, a, labels, groups in _levels(ours):
+    other = {level: runs for level, runs, _, _ in prediction_levels(theirs)}
+    for level, a, labels, groups in prediction_levels(ours):
         b = other.get(level, {})
         out[level] = {p: {m: paired_difference(a[p], b[p], labels, groups, m, n_boot=n_boot, seed=seed,
                                                num_classes=num_classes) for m in METRICS}
