@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from medicraft_hf.data.phantom_styles import (
+    FOURTH_HELDOUT_STYLES,
     FRESH_HELDOUT_STYLES,
     HELDOUT_STYLES,
     STYLES,
@@ -69,16 +70,21 @@ def main():
     parser.add_argument("--per-verdict-large", type=int, default=40, help="held-out scans per verdict at 256x512")
     parser.add_argument("--per-verdict-tuning", type=int, default=32,
                         help="tuning-style scans per verdict at 64x128 (half at 256x512)")
+    parser.add_argument("--per-verdict-hd", type=int, default=20,
+                        help="fourth-group scans per verdict at 496x1024")
     parser.add_argument("--out", default="docs", help="folder for anatomy_validation.{md,json}")
     args = parser.parse_args()
     results = {"heldout": [], "tuning": [], "training_phantom": None}
     sections = []
-    results["fresh_heldout"], results["third_heldout"] = [], []
-    groups = (("heldout", "Held-out styles (session 5)", HELDOUT_STYLES, 2000),
-              ("fresh_heldout", "Fresh held-out styles (session 6)", FRESH_HELDOUT_STYLES, 3000),
-              ("third_heldout", "Third held-out styles (session 6, end)", THIRD_HELDOUT_STYLES, 4000))
-    for key, title, styles, seed in groups:
-        for size, n in (((64, 128), args.per_verdict), ((256, 512), args.per_verdict_large)):
+    sizes = (((64, 128), args.per_verdict), ((256, 512), args.per_verdict_large))
+    groups = (("heldout", "Held-out styles (session 5)", HELDOUT_STYLES, 2000, sizes),
+              ("fresh_heldout", "Fresh held-out styles (session 6)", FRESH_HELDOUT_STYLES, 3000, sizes),
+              ("third_heldout", "Third held-out styles (session 6, end)", THIRD_HELDOUT_STYLES, 4000, sizes),
+              ("fourth_heldout", "Fourth held-out styles (session 8)", FOURTH_HELDOUT_STYLES, 5000,
+               (*sizes, ((496, 1024), args.per_verdict_hd))))
+    for key, title, styles, seed, group_sizes in groups:
+        results[key] = []
+        for size, n in group_sizes:
             r = run_styles(styles, size, n, seed=seed)
             results[key].append(r)
             sections.append(f"### {title}, {size[0]}x{size[1]}: {n} scans per verdict\n\n" + table(r))

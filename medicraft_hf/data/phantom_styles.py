@@ -104,12 +104,23 @@ STYLES: dict[str, DeviceStyle] = {s.name: s for s in (
                 rolloff_um=110.0, noise=0.9, choroid=0.6, dynamic_range=5.0),
     DeviceStyle("wide_dynamic", _refl(0.70, 0.42, 0.54, 0.36, 0.58, 0.26, 0.46, 0.34, 0.80, 0.44, 0.64, 0.90),
                 dynamic_range=8.0, noise=1.0, gamma=1.1, floor=0.05, grain_um=(5.0, 12.0)),
+    # Fourth held-out group (session 8): defined and committed before that session's changes,
+    # measured once at its end, also at 496x1024 (a Spectralis-sized B-scan).
+    DeviceStyle("high_definition", _refl(0.90, 0.32, 0.58, 0.24, 0.66, 0.12, 0.55, 0.22, 0.92, 0.32, 0.75, 0.98),
+                noise=0.4, grain_um=(3.0, 7.0), dynamic_range=4.2, floor=0.03, choroid=0.58, vessel_size_um=100.0),
+    DeviceStyle("early_sd_oct", _refl(0.62, 0.44, 0.50, 0.40, 0.54, 0.32, 0.44, 0.38, 0.70, 0.48, 0.60, 0.80),
+                blur_um=16.0, noise=1.1, grain_um=(10.0, 22.0), rolloff_um=180.0, vignette=0.25, gamma=1.4),
+    DeviceStyle("hazy_vitreous", _refl(0.72, 0.42, 0.54, 0.36, 0.58, 0.26, 0.46, 0.34, 0.80, 0.44, 0.64, 0.90),
+                floor=0.18, gamma=0.9, noise=1.0, dynamic_range=4.0),
+    DeviceStyle("thick_choroid", _refl(0.74, 0.38, 0.54, 0.30, 0.60, 0.20, 0.48, 0.30, 0.90, 0.40, 0.66, 0.86),
+                choroid=0.75, vessel_size_um=160.0, rolloff_um=600.0, noise=0.8, grain_um=(6.0, 16.0)),
 )}
 TUNING_STYLES: tuple[str, ...] = ("mid_contrast", "grainy", "dim_vignetted", "smooth_averaged")
 HELDOUT_STYLES: tuple[str, ...] = ("spectralis_like", "cirrus_like", "handheld_noisy", "swept_source", "low_signal")
 # Measured once at the end of the session that changed the check last (see anatomy_validation.md).
 FRESH_HELDOUT_STYLES: tuple[str, ...] = ("topcon_like", "enhanced_depth", "time_domain", "saturated")
 THIRD_HELDOUT_STYLES: tuple[str, ...] = ("bioptigen_like", "merged_outer", "fast_rolloff", "wide_dynamic")
+FOURTH_HELDOUT_STYLES: tuple[str, ...] = ("high_definition", "early_sd_oct", "hazy_vitreous", "thick_choroid")
 
 
 def random_style(seed: int | Sequence[int]) -> DeviceStyle:
