@@ -46,7 +46,7 @@ def test_a_tiny_study_runs_every_arm_against_one_real_only_reference(tmp_path):
                                   num_layers=1)
     real_counts = np.bincount(real["train"]["label"], minlength=4).tolist()
     pool_counts = np.bincount(pool["label"], minlength=4).tolist()
-    result = run_augmentation_study(real, pool, tmp_path, arms=("balance",), seeds=(0, 1), resolution=SMALL,
+    result = run_augmentation_study(real, pool, tmp_path, arms=("balance",), seeds=(3, 4), resolution=SMALL,
                                     settings=settings, n_boot=40, log=lambda *a: None)
     assert result["real_train_counts"] == real_counts and result["pool_counts"] == pool_counts
     expected_balance = [max(real_counts) - n for n in real_counts]
@@ -61,13 +61,13 @@ def test_a_tiny_study_runs_every_arm_against_one_real_only_reference(tmp_path):
             assert diff["low"] <= diff["mean"] <= diff["high"] and -1 <= diff["mean"] <= 1
     # One real-only reference for all arms (trained once), one TRSTR run per arm and seed.
     runs = tmp_path / "runs"
-    assert sorted(p.name for p in (runs / "real-only").glob("*.json")) == ["TRTR-seed0.json", "TRTR-seed1.json"]
+    assert sorted(p.name for p in (runs / "real-only").glob("*.json")) == ["TRTR-seed3.json", "TRTR-seed4.json"]
     for name in ("balance", "balance+filtered"):
-        assert sorted(p.name for p in (runs / name).glob("*.json")) == ["TRSTR-seed0.json", "TRSTR-seed1.json"]
+        assert sorted(p.name for p in (runs / name).glob("*.json")) == ["TRSTR-seed3.json", "TRSTR-seed4.json"]
     saved = json.loads((tmp_path / "augmentation.json").read_text())
     assert saved["arms"].keys() == result["arms"].keys()
     assert "| balance+filtered |" in (tmp_path / "augmentation.md").read_text()
     # A rerun resumes: nothing is trained again, the same figures come back.
-    again = run_augmentation_study(real, pool, tmp_path, arms=("balance",), seeds=(0, 1), resolution=SMALL,
+    again = run_augmentation_study(real, pool, tmp_path, arms=("balance",), seeds=(3, 4), resolution=SMALL,
                                    settings=settings, n_boot=40, log=lambda *a: None)
     assert again["arms"] == result["arms"]

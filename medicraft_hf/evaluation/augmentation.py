@@ -95,7 +95,8 @@ def run_augmentation_study(real, pool, out_dir, *, arms=("balance", "x2", "x5"),
 
     # Real only, once for every arm; its first seed's classifier judges the pool's class fidelity.
     _, model, trtr_probs, trtr_val = run_protocols(real_train, pool_set, real_test, protocols=("TRTR",),
-                                                   runs_dir=out_dir / "runs" / "real-only", **common)
+                                                   runs_dir=out_dir / "runs" / "real-only",
+                                                   keep_model=("TRTR", list(seeds)[0]), **common)
     _, pool_probs = embed_and_predict(model, pool_set)
     faithful = pool_probs.argmax(1) == pool_set.labels
     everything = np.ones(len(pool_set), dtype=bool)
