@@ -6,35 +6,45 @@
 # finished run (the learning rate is constant after warm-up). CPU (1 thread) by default.
 #
 #   STEPS=400 bash training/distill_demo_model.sh
+#
+# The same for another teacher, e.g. the latent demo model on the benchmark data it learned from
+# (its latents are encoded once and cached, and its VAE is kept in the saved pipeline):
+#   TEACHER=medicraft_hf/demo_model_latent DATA=<benchmark-v1 256x512> RUN=$OUT/distill-latent \
+#     SHIP=medicraft_hf/demo_model_latent_fast bash training/distill_demo_model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs}
 STEPS=${STEPS:-400}
+TEACHER=${TEACHER:-medicraft_hf/demo_model}
+DATA=${DATA:-$OUT/phantom-64x128}
+RUN=${RUN:-$OUT/distill-demo}
+SHIP=${SHIP:-medicraft_hf/demo_model_fast}
 
-[ -d "$OUT/phantom-64x128" ] || .venv/bin/medicraft phantom --num-patients 240 --size 64x128 --seed 0 \
-  --out "$OUT/phantom-64x128"
+[ -d "$DATA" ] || [ "$DATA" != "$OUT/phantom-64x128" ] || .venv/bin/medicraft phantom --num-patients 240 \
+  --size 64x128 --seed 0 --out "$DATA"
+[ -d "$DATA" ] || { echo "DATA=$DATA does not exist: give the dataset the teacher was trained on." >&2; exit 2; }
 
 OMP_WAIT_POLICY=PASSIVE .venv/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no \
   --dynamo_backend no training/distill.py \
-  --pretrained_teacher_model medicraft_hf/demo_model --dataset_name "$OUT/phantom-64x128" \
+  --pretrained_teacher_model "$TEACHER" --dataset_name "$DATA" \
   --class_balanced --train_batch_size 8 --learning_rate 1e-4 --lr_warmup_steps 20 --num_ddim_timesteps 25 \
   --use_ema --ema_max_decay 0.95 --max_train_steps "$STEPS" --checkpointing_steps 50 --checkpoints_total_limit 2 \
   --validation_steps 50 --num_validation_images 4 --validation_inference_steps 4 --seed 0 \
-  --resume_from_checkpoint latest --output_dir "$OUT/distill-demo"
+  --resume_from_checkpoint latest --output_dir "$RUN"
 
 # Teacher (SDE DPM-Solver++ 20 steps; and LCM at 4 steps before distillation) and student
 # (4, 2, 1 steps): the same seeds per column.
-.venv/bin/python - "$OUT/distill-demo" <<'EOF'
+.venv/bin/python - "$RUN" "$TEACHER" <<'EOF'
 import sys
 
-from medicraft_hf.models import DEMO_MODEL_DIR, load_pipeline
+from medicraft_hf.models import load_pipeline
 from medicraft_hf.training.distillation import few_step_scheduler
 from medicraft_hf.training.validation import comparison_grid
 
-out = sys.argv[1]
-undistilled = load_pipeline(DEMO_MODEL_DIR)
+out, teacher = sys.argv[1], sys.argv[2]
+undistilled = load_pipeline(teacher)
 undistilled.scheduler = few_step_scheduler(undistilled.scheduler.config, num_ddim_timesteps=25)
-rows = [("teacher, SDE DPM-Solver++ 20 steps", load_pipeline(DEMO_MODEL_DIR, scheduler="sde-dpmsolver++"), 20),
+rows = [("teacher, SDE DPM-Solver++ 20 steps", load_pipeline(teacher, scheduler="sde-dpmsolver++"), 20),
         ("teacher, LCM 4 steps (not distilled)", undistilled, 4)]
 rows += [(f"distilled, {s} step{'s' * (s > 1)}", load_pipeline(out), s) for s in (4, 2, 1)]
 comparison_grid(rows, per_class=4, seed=0).save(f"{out}/samples/teacher_vs_distilled.png")
@@ -42,10 +52,9 @@ print(f"{out}/samples/teacher_vs_distilled.png")
 EOF
 
 # Ship: the pipeline folder without checkpoints or logs, plus the comparison grid (the card,
-# medicraft_hf/demo_model_fast/README.md, is written by hand from the one distill.py saves).
-SHIP=medicraft_hf/demo_model_fast
+# $SHIP/README.md, is written by hand from the one distill.py saves).
 mkdir -p "$SHIP/samples"
 rm -rf "$SHIP/unet" "$SHIP/scheduler"
-cp -r "$OUT/distill-demo/unet" "$OUT/distill-demo/scheduler" "$OUT/distill-demo/model_index.json" \
-  "$OUT/distill-demo/pipeline.py" "$SHIP/"
-cp "$OUT/distill-demo/samples/teacher_vs_distilled.png" "$SHIP/samples/"
+cp -r "$RUN/unet" "$RUN/scheduler" "$RUN/model_index.json" "$RUN/pipeline.py" "$SHIP/"
+[ ! -d "$RUN/vae" ] || { rm -rf "$SHIP/vae"; cp -r "$RUN/vae" "$SHIP/"; }  # a latent student keeps its VAE
+cp "$RUN/samples/teacher_vs_distilled.png" "$SHIP/samples/"
