@@ -73,6 +73,9 @@ def main():
     parser.add_argument("--per-verdict-hd", type=int, default=20,
                         help="fourth-group scans per verdict at 496x1024")
     parser.add_argument("--out", default="docs", help="folder for anatomy_validation.{md,json}")
+    parser.add_argument("--only", choices=["heldout", "fresh_heldout", "third_heldout", "fourth_heldout"],
+                        help="run this held-out group alone (e.g. once, after a change): writes "
+                             "anatomy_validation_<group>.{json,md} and leaves the full files alone")
     args = parser.parse_args()
     results = {"heldout": [], "tuning": [], "training_phantom": None}
     sections = []
@@ -82,6 +85,9 @@ def main():
               ("third_heldout", "Third held-out styles (session 6, end)", THIRD_HELDOUT_STYLES, 4000, sizes),
               ("fourth_heldout", "Fourth held-out styles (session 8)", FOURTH_HELDOUT_STYLES, 5000,
                (*sizes, ((496, 1024), args.per_verdict_hd))))
+    if args.only:
+        groups = tuple(g for g in groups if g[0] == args.only)
+        results = {}
     for key, title, styles, seed, group_sizes in groups:
         results[key] = []
         for size, n in group_sizes:
@@ -89,6 +95,11 @@ def main():
             results[key].append(r)
             sections.append(f"### {title}, {size[0]}x{size[1]}: {n} scans per verdict\n\n" + table(r))
             print(sections[-1], flush=True)
+    if args.only:
+        out = Path(args.out)
+        write_json_atomic(out / f"anatomy_validation_{args.only}.json", results)
+        write_text_atomic(out / f"anatomy_validation_{args.only}.md", "\n".join(sections))
+        return
     # Tuning: the four named tuning styles and twelve drawn by `random_style` (seeds [16, i]).
     tuning = [STYLES[s] for s in TUNING_STYLES] + [random_style([16, i]) for i in range(12)]
     for size, n in (((64, 128), args.per_verdict_tuning), ((256, 512), args.per_verdict_tuning // 2)):
