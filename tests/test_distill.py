@@ -253,11 +253,7 @@ def test_the_shipped_fast_demo_model_is_the_demo_models_unet_with_lcm_and_a_curr
     assert fast.class_names == teacher.class_names and fast.image_size == teacher.image_size
     strip = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
     assert strip(fast.unet.config) == strip(teacher.unet.config)
-    assert sum(f.stat().st_size for f in FAST_DEMO_MODEL_DIR.rglob("*") if f.is_file()) < 50e6
-    assert not list(FAST_DEMO_MODEL_DIR.rglob("*.bin")) and not list(FAST_DEMO_MODEL_DIR.rglob("*.pt"))
-    assert (FAST_DEMO_MODEL_DIR / "pipeline.py").read_text() == (ROOT / "medicraft_hf" / "pipeline.py").read_text(), \
-        "medicraft_hf/demo_model_fast/pipeline.py is stale: copy medicraft_hf/pipeline.py over it"
-    assert "Not for diagnosis" in (FAST_DEMO_MODEL_DIR / "README.md").read_text()
+    # Size, safetensors only, the current pipeline file and the card: tests/test_embedded.py, for every embedded model.
 
 
 def test_a_latent_teacher_distills_on_cached_latents_into_a_latent_few_step_pipeline(tmp_path, dataset_dir):

@@ -20,7 +20,13 @@ def test_every_embedded_model_ships_and_is_installed(name):
     assert list(model.folder.glob("*/*.safetensors")), f"{model.folder} holds no safetensors weights"
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert f"{model.folder.name}/**/*" in package_data["medicraft_hf"], "pyproject's package-data misses it"
-    assert (model.folder / "README.md").is_file(), "no model card"
+    assert "Not for diagnosis" in (model.folder / "README.md").read_text(), "no model card, or one without its limits"
+    # Plain diffusers loads it through the pipeline file saved beside it: that file must be the current one.
+    assert (model.folder / "pipeline.py").read_text() == (ROOT / "medicraft_hf" / "pipeline.py").read_text(), \
+        f"{model.folder}/pipeline.py is stale: copy medicraft_hf/pipeline.py over it"
+    files = [f for f in model.folder.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) < 50e6, "over the 50 MB an embedded model may weigh"
+    assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")], "weights as safetensors only"
 
 
 def test_names_folders_and_public_ids_map_to_one_another():
