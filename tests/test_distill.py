@@ -243,7 +243,7 @@ def test_generate_keeps_a_few_step_models_scheduler_and_defaults_to_its_step_cou
     assert sampling_choice("demo", None, None, None)["model"] is None  # the embedded default, by name
 
 
-def test_the_shipped_fast_demo_model_is_the_demo_models_unet_with_lcm_and_a_current_pipeline_file():
+def test_the_shipped_fast_demo_model_is_the_demo_models_unet_with_lcm():
     from medicraft_hf.few_step import FAST_DEMO_MODEL_DIR, embedded_model
     from medicraft_hf.models import DEMO_MODEL_DIR
 
