@@ -32,6 +32,9 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.name: m for m in (
     # The demo model distilled to 4 steps (training/distill.py; docs/distillation.md).
     EmbeddedModel("demo-fast", _HERE / "demo_model_fast", "medicraft-hf/demo-fast",
                   "64x128, distilled to 4 steps, about 3.5x faster"),
+    # The study's resolution: a UNet on the latents of a VAE 4x smaller per side (docs/latent.md).
+    EmbeddedModel("demo-latent", _HERE / "demo_model_latent", "medicraft-hf/demo-latent",
+                  "256x512, latent diffusion (VAE 4x per side), 20 steps"),
 )}
 DEFAULT_EMBEDDED = next(iter(EMBEDDED_MODELS))
 

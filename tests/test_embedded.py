@@ -29,6 +29,14 @@ def test_every_embedded_model_ships_and_is_installed(name):
     assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")], "weights as safetensors only"
 
 
+def test_the_demo_model_and_the_latent_demo_model_fit_in_50_mb_together():
+    # Issue 18: the study's resolution may not make the package heavier than that.
+    def weight(model):
+        return sum(f.stat().st_size for f in model.folder.rglob("*") if f.is_file())
+
+    assert weight(EMBEDDED_MODELS["demo"]) + weight(EMBEDDED_MODELS["demo-latent"]) < 50e6
+
+
 def test_names_folders_and_public_ids_map_to_one_another():
     assert DEFAULT_EMBEDDED == "demo"
     assert embedded_model("demo") is None  # the default: load_pipeline(None)
@@ -41,3 +49,25 @@ def test_names_folders_and_public_ids_map_to_one_another():
             assert embedded_model(name) == model.folder
     assert embedded_of_folder(ROOT) is None
     assert embedded_model("./demo-fast") == "./demo-fast"  # a path stays a path
+
+
+@pytest.mark.parametrize("name", list(EMBEDDED_MODELS))
+def test_the_main_job_runs_on_every_embedded_model(name, tmp_path):
+    """`medicraft demo --model NAME`: a balanced dataset in the model's size with its id, a grid, verdicts."""
+    import json
+
+    from datasets import load_dataset
+    from PIL import Image
+
+    from medicraft_hf.cli import main
+    from medicraft_hf.models import load_pipeline
+
+    model = EMBEDDED_MODELS[name]
+    assert main(["demo", "--model", name, "--per-class", "1", "--steps", "2", "--grid-per-class", "1",
+                 "--out", str(tmp_path)]) == 0
+    train = load_dataset(str(tmp_path / "synthetic"), split="train")
+    height, width = load_pipeline(model.folder).image_size
+    assert sorted(train["label"]) == [0, 1, 2, 3] and set(train["model_id"]) == {model.model_id}
+    assert {row["image"].size for row in train} == {(width, height)}
+    assert Image.open(tmp_path / "samples_grid.png").size[1] >= 4 * height  # one row per class
+    assert json.loads((tmp_path / "anatomy_summary.json").read_text())["total"] == 4

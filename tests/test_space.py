@@ -220,11 +220,13 @@ def test_model_comes_from_env_var_else_the_demo_model(app, tmp_path, monkeypatch
     assert model_id == "medicraft-hf/demo" and pipe.image_size == (64, 128)
     assert Path(pipe.name_or_path).resolve() == DEMO_MODEL_DIR.resolve() and revision.startswith("sha256:")
 
-    # Without the variable the Space serves both embedded models, the demo model first.
+    # Without the variable the Space serves every embedded model, the demo model first.
     served = app.load_models()
-    assert list(served) == ["demo", "demo-fast"] == list(app.EMBEDDED_CHOICES)
-    assert [model_id for _, model_id, _ in served.values()] == ["medicraft-hf/demo", "medicraft-hf/demo-fast"]
-    assert served["demo"][2] == revision and served["demo-fast"][2] != revision
+    assert list(served) == ["demo", "demo-fast", "demo-latent"] == list(app.EMBEDDED_CHOICES)
+    assert [model_id for _, model_id, _ in served.values()] == [
+        "medicraft-hf/demo", "medicraft-hf/demo-fast", "medicraft-hf/demo-latent"]
+    assert served["demo"][2] == revision and len({r for _, _, r in served.values()}) == 3
+    assert served["demo-latent"][0].image_size == (256, 512)
 
     # Had the package lost it, the Space would say so instead of starting on nothing.
     monkeypatch.setattr(models, "DEMO_MODEL_DIR", tmp_path / "no-demo")
@@ -320,13 +322,14 @@ def _quietly(call) -> None:
 
 
 # ---------------------------------------------------------------------- the embedded models
-def test_embedded_space_offers_the_demo_model_and_its_fast_distillation(app, tmp_path_factory, monkeypatch):
-    """Without MEDICRAFT_MODEL the page serves demo (SDE DPM-Solver++, 20 steps: the default) and
-    demo-fast; choosing a model sets its own sampler, and each request is made by the chosen
+def test_embedded_space_offers_every_embedded_model(app, tmp_path_factory, monkeypatch):
+    """Without MEDICRAFT_MODEL the page serves demo (SDE DPM-Solver++, 20 steps: the default),
+    demo-fast and demo-latent; choosing a model sets its own sampler, and each request is made by the chosen
     model, with the pixels the library gives for the same request."""
     from medicraft_hf.generate import generate_images
     from medicraft_hf.models import FAST_DEMO_MODEL_DIR, load_pipeline
 
+    LATENT_DEMO_MODEL_DIR = app.EMBEDDED_MODELS["demo-latent"].folder
     monkeypatch.delenv("MEDICRAFT_MODEL", raising=False)
     demo = app.build_demo()
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
@@ -350,12 +353,21 @@ def test_embedded_space_offers_the_demo_model_and_its_fast_distillation(app, tmp
         assert "demo, sde-dpmsolver++, 2 steps" in status
         assert set(datasets.Dataset.from_parquet(next(f for f in files if f.endswith(".parquet")))["model_id"]) \
             == {"medicraft-hf/demo"}
+        # The latent model at the study's resolution: the same request path, decoded by its VAE.
+        gallery, files, status = client.predict("melanoma", 1, 3, "sde-dpmsolver++", 2, 1.0, "demo-latent",
+                                                api_name="/generate")
+        assert "demo-latent, sde-dpmsolver++, 2 steps" in status
+        expected = next(generate_images(load_pipeline(LATENT_DEMO_MODEL_DIR), {"melanoma": 1}, seed=3,
+                                        num_inference_steps=2))["image"]
+        got = np.asarray(Image.open(gallery[0]["image"]))
+        assert got.shape == (256, 512) and np.array_equal(np.asarray(expected), got)
         with pytest.raises(AppError, match="Steps must be at most 25 with LCMScheduler"):
             client.predict("nevus", 1, 5, "lcm", 30, 1.0, "demo-fast", api_name="/generate")
     finally:
         demo.close()
 
     generator = app.Generator(app.load_models(), tmp_path_factory.mktemp("space-work"))
-    assert generator.sampling_defaults() == {"demo": ("sde-dpmsolver++", 20), "demo-fast": ("lcm", 4)}
+    assert generator.sampling_defaults() == {"demo": ("sde-dpmsolver++", 20), "demo-fast": ("lcm", 4),
+                                             "demo-latent": ("sde-dpmsolver++", 20)}
     assert [update["value"] for update in generator.on_model_change("demo")] == ["sde-dpmsolver++", 20]
     assert [update["value"] for update in generator.on_model_change("demo-fast")] == ["lcm", 4]
