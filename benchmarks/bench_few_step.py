@@ -8,6 +8,9 @@ The distilled model (`training/distill.py`, LCMScheduler) and the teacher have t
 rounds so that a change of machine load hits them alike; medians are printed with the ratios.
 `--ddpm-timed-steps K` times K DDPM steps only and scales to 1000 (a DDPM step is one UNet call
 plus an elementwise update, the same cost at every timestep); the output says when it did so.
+For a latent model only the denoising is scaled: its VAE decodes once per image, whatever the
+step count, and the decode's own time per batch is printed (at 256x512 it is most of a 4-step
+image's time).
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ def seconds_per_batch(pipe, steps: int, batch_size: int, seed: int) -> float:
     generators = [torch.Generator().manual_seed(seed + i) for i in range(batch_size)]
     start = time.perf_counter()
     pipe(class_labels=labels, num_inference_steps=steps, generator=generators, output_type="np")
+    return time.perf_counter() - start
+
+
+def decode_seconds(pipe, batch_size: int) -> float:
+    """Seconds the VAE takes to decode a batch of latents (0 for a pixel model)."""
+    if pipe.vae is None:
+        return 0.0
+    h, w = pipe.latent_size
+    latents = torch.randn(batch_size, pipe.vae.config.latent_channels, h, w, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    with torch.no_grad():
+        pipe._decode(latents, one_at_a_time=False)
     return time.perf_counter() - start
 
 
@@ -65,9 +80,15 @@ def main() -> None:
     for pipe, _, _ in runs.values():  # warm-up (allocations, kernels)
         seconds_per_batch(pipe, 2, args.batch_size, seed=10_000)
     times = {name: [] for name in runs}
+    decode = []
     for r in range(args.repeats):
         for name, (pipe, steps, scale) in runs.items():
-            times[name].append(seconds_per_batch(pipe, steps, args.batch_size, seed=1000 * r) * scale)
+            seconds = seconds_per_batch(pipe, steps, args.batch_size, seed=1000 * r)
+            if scale != 1:  # scale the denoising only; the decode happens once
+                d = decode_seconds(pipe, args.batch_size)
+                seconds = (seconds - d) * scale + d
+            times[name].append(seconds)
+        decode.append(decode_seconds(fast, args.batch_size))
 
     ddpm_name, default_name = list(runs)[-1], list(runs)[-2]
     note = "" if args.ddpm_timed_steps == DDPM_STEPS else f" (scaled from {args.ddpm_timed_steps} timed steps)"
@@ -78,6 +99,10 @@ def main() -> None:
         vs_default = statistics.median(d / t for d, t in zip(times[default_name], ts))
         print(f"{name:<36} {sec:8.3f} {args.batch_size / sec:9.3f} {vs_ddpm:12.1f}x {vs_default:10.2f}x"
               + (note if name == ddpm_name else ""))
+    if fast.vae is not None:
+        best_time = statistics.median(times[f"distilled lcm {max(few_steps):>4} steps"])
+        print(f"VAE decode alone: {statistics.median(decode):.3f} s/batch "
+              f"({statistics.median(decode) / best_time:.0%} of the distilled model's {max(few_steps)}-step batch)")
     best = max(few_steps)
     ratio = statistics.median(d / t for d, t in zip(times[ddpm_name], times[f"distilled lcm {best:>4} steps"]))
     print(f"distilled at {best} steps vs 1000-step DDPM: {ratio:.0f}x (target >= 200x); medians of {args.repeats} "

@@ -150,7 +150,7 @@ def test_distilled_pipeline_samples_in_few_steps_and_loads_with_plain_diffusers(
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file() and (out / "samples" /
                                                                                  "step_0000004.png").is_file()
     card = (out / "README.md").read_text()
-    for needle in ("1-4 steps", "LCMScheduler", "after 4 steps of consistency distillation", "guidance",
+    for needle in ("1-4 steps", "LCMScheduler", "after 4 steps of consistency distillation", "guidance", "in pixel space",
                    "Not for diagnosis", "samples/step_0000004.png"):
         assert needle in card, needle
     assert str(out.parent) not in card and str(teacher_dir) not in (out / "unet" / "config.json").read_text()
@@ -276,6 +276,7 @@ def test_a_latent_teacher_distills_on_cached_latents_into_a_latent_few_step_pipe
                   output_type="np").images
     assert images.shape == (2, H, W, 1) and torch.isfinite(torch.from_numpy(images)).all()
     assert (out / "samples" / "step_0000002.png").is_file()
+    assert "in the latent space of the teacher's VAE" in (out / "README.md").read_text()
 
 
 def test_the_teachers_x0_is_clipped_for_pixels_only():

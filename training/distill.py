@@ -229,7 +229,7 @@ def main(argv=None):
             guidance_scale=args.guidance_scale, use_ema=args.use_ema, sample_grid=latest_grid(output_dir),
             training_args={k: public_name(v) if k in ("dataset_name", "output_dir", "pretrained_teacher_model") else v
                            for k, v in vars(args).items() if not k.startswith("hub_")},
-            model_id=args.hub_model_id,
+            model_id=args.hub_model_id, latent=vae is not None,
         )
         save_pipeline_folder(pipe, str(card), output_dir)
 

@@ -26,6 +26,7 @@ def distilled_model_card(
     sample_grid: str | None = None,
     evaluation: str | None = None,
     model_id: str | None = None,
+    latent: bool = False,
     license: str = "mit",
 ) -> ModelCard:
     """A `ModelCard` for a consistency-distilled class-conditional OCT model."""
@@ -50,6 +51,7 @@ def distilled_model_card(
         args = "\n<details><summary>All distillation arguments</summary>\n\n| argument | value |\n|---|---|\n" \
                + args + "\n\n</details>\n"
     grid = f"\n![Samples, one row per class]({sample_grid})\n" if sample_grid else "\nNo sample grid yet.\n"
+    space = "in the latent space of the teacher's VAE, kept in `vae/`" if latent else "in pixel space"
     weights = "exponential moving average of the student (the distillation target)" if use_ema else \
         "the student's weights"
     content = f"""---
@@ -61,7 +63,7 @@ def distilled_model_card(
 A class-conditional `UNet2DModel` for grayscale OCT B-scans of {height}x{width} pixels (height x
 width), classes {classes}, that samples in **1-4 steps** with diffusers' `LCMScheduler`. It is
 the teacher `{teacher}` after {train_steps} steps of consistency distillation (latent-consistency-model
-form, in pixel space) with medicraft-hf's `training/distill.py`.
+form, {space}) with medicraft-hf's `training/distill.py`.
 
 ## Samples
 {grid}
