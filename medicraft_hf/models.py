@@ -66,8 +66,11 @@ def load_pipeline(model: str | Path | None = None, revision: str | None = None,
                   scheduler: str | None = None) -> OCTDiffusionPipeline:
     """Load a saved pipeline from a folder or a Hub id (safetensors only).
 
-    `model=None` loads the embedded demo model. `scheduler` swaps the sampler by name.
+    `model=None` loads the embedded demo model; an embedded model's name ("demo-latent") loads
+    that one. `scheduler` swaps the sampler by name.
     """
+    if isinstance(model, str) and model in EMBEDDED_MODELS:
+        model = EMBEDDED_MODELS[model].folder
     source = DEMO_MODEL_DIR if model is None else model
     if model is None and not (DEMO_MODEL_DIR / "model_index.json").is_file():
         raise FileNotFoundError(f"The demo model is missing from {DEMO_MODEL_DIR}; reinstall medicraft-hf "

@@ -8,7 +8,7 @@ import pytest
 
 from medicraft_hf.embedded import DEFAULT_EMBEDDED, EMBEDDED_MODELS, embedded_help, embedded_of_folder
 from medicraft_hf.few_step import embedded_model
-from medicraft_hf.models import model_id_of
+from medicraft_hf.models import load_pipeline, model_id_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +47,7 @@ def test_names_folders_and_public_ids_map_to_one_another():
         assert f"'{name}' ({model.summary})" in embedded_help()
         if name != DEFAULT_EMBEDDED:
             assert embedded_model(name) == model.folder
+        assert Path(load_pipeline(name).name_or_path).resolve() == model.folder.resolve()  # the library, by name
     assert embedded_of_folder(ROOT) is None
     assert embedded_model("./demo-fast") == "./demo-fast"  # a path stays a path
 
@@ -60,7 +61,6 @@ def test_the_main_job_runs_on_every_embedded_model(name, tmp_path):
     from PIL import Image
 
     from medicraft_hf.cli import main
-    from medicraft_hf.models import load_pipeline
 
     model = EMBEDDED_MODELS[name]
     assert main(["demo", "--model", name, "--per-class", "1", "--steps", "2", "--grid-per-class", "1",
