@@ -222,10 +222,10 @@ def test_model_comes_from_env_var_else_the_demo_model(app, tmp_path, monkeypatch
 
     # Without the variable the Space serves every embedded model, the demo model first.
     served = app.load_models()
-    assert list(served) == ["demo", "demo-fast", "demo-latent"] == list(app.EMBEDDED_CHOICES)
+    assert list(served) == ["demo", "demo-fast", "demo-latent", "demo-latent-fast"] == list(app.EMBEDDED_CHOICES)
     assert [model_id for _, model_id, _ in served.values()] == [
-        "medicraft-hf/demo", "medicraft-hf/demo-fast", "medicraft-hf/demo-latent"]
-    assert served["demo"][2] == revision and len({r for _, _, r in served.values()}) == 3
+        "medicraft-hf/demo", "medicraft-hf/demo-fast", "medicraft-hf/demo-latent", "medicraft-hf/demo-latent-fast"]
+    assert served["demo"][2] == revision and len({r for _, _, r in served.values()}) == 4
     assert served["demo-latent"][0].image_size == (256, 512)
 
     # Had the package lost it, the Space would say so instead of starting on nothing.
@@ -324,7 +324,7 @@ def _quietly(call) -> None:
 # ---------------------------------------------------------------------- the embedded models
 def test_embedded_space_offers_every_embedded_model(app, tmp_path_factory, monkeypatch):
     """Without MEDICRAFT_MODEL the page serves demo (SDE DPM-Solver++, 20 steps: the default),
-    demo-fast and demo-latent; choosing a model sets its own sampler, and each request is made by the chosen
+    demo-fast, demo-latent and demo-latent-fast; choosing a model sets its own sampler, and each request is made by the chosen
     model, with the pixels the library gives for the same request."""
     from medicraft_hf.generate import generate_images
     from medicraft_hf.models import FAST_DEMO_MODEL_DIR, load_pipeline
@@ -368,6 +368,6 @@ def test_embedded_space_offers_every_embedded_model(app, tmp_path_factory, monke
 
     generator = app.Generator(app.load_models(), tmp_path_factory.mktemp("space-work"))
     assert generator.sampling_defaults() == {"demo": ("sde-dpmsolver++", 20), "demo-fast": ("lcm", 4),
-                                             "demo-latent": ("sde-dpmsolver++", 20)}
+                                             "demo-latent": ("sde-dpmsolver++", 20), "demo-latent-fast": ("lcm", 4)}
     assert [update["value"] for update in generator.on_model_change("demo")] == ["sde-dpmsolver++", 20]
     assert [update["value"] for update in generator.on_model_change("demo-fast")] == ["lcm", 4]
