@@ -35,9 +35,9 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.name: m for m in (
     # The study's resolution: a UNet on the latents of a VAE 4x smaller per side (docs/latent.md).
     EmbeddedModel("demo-latent", _HERE / "demo_model_latent", "medicraft-hf/demo-latent",
                   "256x512, latent diffusion (VAE 4x per side), 20 steps"),
-    # The latent model distilled to 4 steps; its VAE's decode bounds the gain (docs/distillation.md).
+    # The latent model distilled to 4 steps: the VAE's decode bounds the gain, quality falls (docs/distillation.md).
     EmbeddedModel("demo-latent-fast", _HERE / "demo_model_latent_fast", "medicraft-hf/demo-latent-fast",
-                  "256x512, latent, distilled to 4 steps, about 1.9x faster"),
+                  "256x512, latent, distilled to 4 steps: 1.9x faster, lower quality"),
 )}
 DEFAULT_EMBEDDED = next(iter(EMBEDDED_MODELS))
 
