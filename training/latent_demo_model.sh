@@ -43,28 +43,19 @@ ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 .venv/bin/accelerate launch --multi_gpu -
   --mixed_precision no --dynamo_backend no -m medicraft_hf.generate --model "$OUT/latent-demo" \
   --out "$OUT/latent-eval/synthetic-balanced" --seed 0 --per-class 150
 .venv/bin/medicraft evaluate --real "$DATA" --synthetic "$OUT/latent-eval/synthetic-balanced" \
-  --out "$OUT/latent-eval/report-balanced" --seeds 3 --resolution 128x256
+  --out "$OUT/latent-eval/report-balanced" --seeds 3 --resolution 128x256 --protocols TRTR,TSTR
 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_vae_compression.py --dataset "$DATA" --split test --every 6 \
   --vae "$OUT/latent-vae" --classifier "$OUT/latent-eval/report-balanced/runs/TRTR-seed0-model" \
   --json "$OUT/latent-eval/vae-quality.json"
 
-# Ship: the pipeline folder without checkpoints, logs or the latent cache, a sample grid and the
-# evaluation's real-vs-synthetic sheet (the card, medicraft_hf/demo_model_latent/README.md, is
-# written by hand from the evaluation; vae/ keeps its own card).
+# Ship: the pipeline folder without checkpoints, logs or the latent cache, plus the run's last
+# validation grid and the evaluation's real-vs-synthetic sheet (the card,
+# medicraft_hf/demo_model_latent/README.md, is written by hand from the evaluation; vae/ keeps its own card).
 SHIP=medicraft_hf/demo_model_latent
 mkdir -p "$SHIP/samples" "$SHIP/vae"
 rm -rf "$SHIP/unet" "$SHIP/scheduler"
 cp -r "$OUT/latent-demo/unet" "$OUT/latent-demo/scheduler" "$OUT/latent-demo/model_index.json" \
   "$OUT/latent-demo/pipeline.py" "$SHIP/"
 cp "$OUT/latent-demo/vae/config.json" "$OUT/latent-demo/vae/diffusion_pytorch_model.safetensors" "$SHIP/vae/"
-cp "$OUT/latent-eval/report-balanced/samples_real_vs_synthetic.png" "$SHIP/samples/"
-OMP_NUM_THREADS=2 .venv/bin/python - "$SHIP" <<'PY'
-import sys
-
-from medicraft_hf.models import load_pipeline
-from medicraft_hf.training.validation import sample_grid
-
-ship = sys.argv[1]
-sample_grid(load_pipeline(ship), per_class=4, seed=0, num_inference_steps=20).save(f"{ship}/samples/samples_grid.png")
-print(f"{ship}/samples/samples_grid.png")
-PY
+cp "$OUT/latent-demo/samples/step_$(printf %07d "$STEPS").png" \
+  "$OUT/latent-eval/report-balanced/samples_real_vs_synthetic.png" "$SHIP/samples/"
