@@ -54,3 +54,16 @@ def embedded_of_folder(folder) -> EmbeddedModel | None:
     except (OSError, ValueError):
         return None
     return next((m for m in EMBEDDED_MODELS.values() if m.folder.resolve() == resolved), None)
+
+
+def embedded_model(model):
+    """The folder of an embedded model's name (None for the default, "demo"), else `model` unchanged."""
+    if model == DEFAULT_EMBEDDED:
+        return None
+    if isinstance(model, str) and model in EMBEDDED_MODELS:
+        embedded = EMBEDDED_MODELS[model]
+        if not embedded.shipped:
+            raise FileNotFoundError(f"The embedded model {model!r} is missing from {embedded.folder}; reinstall "
+                                    "medicraft-hf or pass a model folder / Hub id.")
+        return embedded.folder
+    return model

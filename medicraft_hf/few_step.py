@@ -12,24 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medicraft_hf.embedded import DEFAULT_EMBEDDED, EMBEDDED_MODELS
+from medicraft_hf.embedded import embedded_model  # (also re-exported: tests and the Space import it from here)
 from medicraft_hf.models import FAST_DEMO_MODEL_DIR, model_id_of  # noqa: F401 (FAST_DEMO_MODEL_DIR re-exported)
 from medicraft_hf.sampling_defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS, FEW_STEP_DEFAULT_STEPS
 
 FEW_STEP_SCHEDULERS = ("LCMScheduler",)
-
-
-def embedded_model(model):
-    """The folder of an embedded model's name (None for the default, "demo"), else `model` unchanged."""
-    if model == DEFAULT_EMBEDDED:
-        return None
-    if isinstance(model, str) and model in EMBEDDED_MODELS:
-        embedded = EMBEDDED_MODELS[model]
-        if not embedded.shipped:
-            raise FileNotFoundError(f"The embedded model {model!r} is missing from {embedded.folder}; reinstall "
-                                    "medicraft-hf or pass a model folder / Hub id.")
-        return embedded.folder
-    return model
 
 
 def scheduler_class_of(model, revision: str | None = None) -> str | None:

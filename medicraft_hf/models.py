@@ -12,7 +12,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from medicraft_hf.embedded import DEFAULT_EMBEDDED, EMBEDDED_MODELS, embedded_of_folder
+from medicraft_hf.embedded import DEFAULT_EMBEDDED, EMBEDDED_MODELS, embedded_model, embedded_of_folder
 from medicraft_hf.pipeline import OCTDiffusionPipeline
 from medicraft_hf.sampling_defaults import DEFAULT_SCHEDULER, SCHEDULER_NAMES  # noqa: F401 (re-exported)
 from medicraft_hf.sources import public_name
@@ -69,8 +69,7 @@ def load_pipeline(model: str | Path | None = None, revision: str | None = None,
     `model=None` loads the embedded demo model; an embedded model's name ("demo-latent") loads
     that one. `scheduler` swaps the sampler by name.
     """
-    if isinstance(model, str) and model in EMBEDDED_MODELS:
-        model = EMBEDDED_MODELS[model].folder
+    model = embedded_model(model)
     source = DEMO_MODEL_DIR if model is None else model
     if model is None and not (DEMO_MODEL_DIR / "model_index.json").is_file():
         raise FileNotFoundError(f"The demo model is missing from {DEMO_MODEL_DIR}; reinstall medicraft-hf "

@@ -13,6 +13,11 @@ from medicraft_hf.models import load_pipeline, model_id_of
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def weight(model) -> int:
+    """Bytes on disk of an embedded model's folder."""
+    return sum(f.stat().st_size for f in model.folder.rglob("*") if f.is_file())
+
+
 @pytest.mark.parametrize("name", list(EMBEDDED_MODELS))
 def test_every_embedded_model_ships_and_is_installed(name):
     model = EMBEDDED_MODELS[name]
@@ -24,16 +29,13 @@ def test_every_embedded_model_ships_and_is_installed(name):
     # Plain diffusers loads it through the pipeline file saved beside it: that file must be the current one.
     assert (model.folder / "pipeline.py").read_text() == (ROOT / "medicraft_hf" / "pipeline.py").read_text(), \
         f"{model.folder}/pipeline.py is stale: copy medicraft_hf/pipeline.py over it"
-    files = [f for f in model.folder.rglob("*") if f.is_file()]
-    assert sum(f.stat().st_size for f in files) < 50e6, "over the 50 MB an embedded model may weigh"
-    assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")], "weights as safetensors only"
+    assert weight(model) < 50e6, "over the 50 MB an embedded model may weigh"
+    pickles = [f for f in model.folder.rglob("*") if f.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")]
+    assert not pickles, "weights as safetensors only"
 
 
 def test_the_demo_model_and_the_latent_demo_model_fit_in_50_mb_together():
     # Issue 18: the study's resolution may not make the package heavier than that.
-    def weight(model):
-        return sum(f.stat().st_size for f in model.folder.rglob("*") if f.is_file())
-
     assert weight(EMBEDDED_MODELS["demo"]) + weight(EMBEDDED_MODELS["demo-latent"]) < 50e6
 
 

@@ -324,8 +324,8 @@ def _quietly(call) -> None:
 # ---------------------------------------------------------------------- the embedded models
 def test_embedded_space_offers_every_embedded_model(app, tmp_path_factory, monkeypatch):
     """Without MEDICRAFT_MODEL the page serves demo (SDE DPM-Solver++, 20 steps: the default),
-    demo-fast, demo-latent and demo-latent-fast; choosing a model sets its own sampler, and each request is made by the chosen
-    model, with the pixels the library gives for the same request."""
+    demo-fast, demo-latent and demo-latent-fast; choosing a model sets its own sampler, and each
+    request is made by the chosen model, with the pixels the library gives for the same request."""
     from medicraft_hf.generate import generate_images
     from medicraft_hf.models import FAST_DEMO_MODEL_DIR, load_pipeline
 
