@@ -128,3 +128,90 @@ def test_speckle_statistics_tell_grain_size_and_histogram_apart():
     gt = {"size": [32, 64], "surface_x": [0, 63], "ilm_y": [8, 8], "rpe_y": [16, 24]}
     retina = retina_mask(json.dumps(gt), (64, 128))  # drawn at twice the ground truth's size
     assert retina[16:33, 0].all() and not retina[15, 0] and not retina[33, 0] and retina[16:48, -1].all()
+
+
+# ---- a distilled decoder: AutoencoderTiny learning a trained VAE's latents (taesd-* presets)
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    """A `tiny` AutoencoderKL standing in for a trained one: distillation works on any teacher."""
+    from medicraft_hf.vae import build_vae
+
+    torch.manual_seed(0)
+    teacher = build_vae("tiny", (H, W))
+    teacher.register_to_config(scaling_factor=0.7)
+    out = tmp_path_factory.mktemp("teacher") / "vae"
+    teacher.save_pretrained(out)
+    return out
+
+
+def tiny_args(phantom_dir, output_dir, teacher_dir, **overrides):
+    return vae_args(phantom_dir, output_dir, **{"preset": "taesd-f2c2-w8", "teacher_vae": teacher_dir,
+                                                "disc_weight": 0, "disc_start": None, **overrides})
+
+
+def test_distilled_decoder_keeps_the_teachers_scale_decodes_its_latents_and_resumes_exactly(
+        tmp_path, phantom_dir, teacher_dir):
+    from diffusers import AutoencoderTiny
+
+    full = tmp_path / "full"
+    assert train_vae.main(tiny_args(phantom_dir, full, teacher_dir))["global_step"] == 6
+    tiny = AutoencoderTiny.from_pretrained(full)
+    assert tiny.config.scaling_factor == 0.7 and tiny.config.latent_channels == 2  # the teacher's latents
+    assert "Distilled" in (full / "README.md").read_text() and "AutoencoderTiny" in (full / "README.md").read_text()
+
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(full / "checkpoint-3", resumed / "checkpoint-3")
+    shutil.copy(full / ".training_run.json", resumed / ".training_run.json")
+    train_vae.main(tiny_args(phantom_dir, resumed, teacher_dir, resume_from_checkpoint="latest"))
+    a, b = (load_file(d / "diffusion_pytorch_model.safetensors") for d in (full, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # It replaces its teacher in a latent pipeline: same UNet, images from the tiny decoder.
+    from medicraft_hf.pipeline import OCTDiffusionPipeline
+    from medicraft_hf.training.latents import load_vae
+    from tests.factories import tiny_latent_pipeline
+
+    pipe = tiny_latent_pipeline(resolution=(H, W))
+    pipe = OCTDiffusionPipeline(pipe.unet, pipe.scheduler, class_names=pipe.class_names, vae=load_vae(teacher_dir))
+    fast = pipe.with_vae(load_vae(full))
+    assert type(fast.vae).__name__ == "AutoencoderTiny" and fast.unet is pipe.unet
+    latents = torch.randn(2, 2, H // 2, W // 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(fast._decode(latents, False), fast.vae.decode(latents / 0.7).sample)
+    images = fast(class_labels=["healthy", "melanoma"], num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                  output_type="np").images
+    assert images.shape == (2, H, W, 1) and np.isfinite(images).all()
+    fast.save_pretrained(tmp_path / "fast-pipe")
+    assert json.loads((tmp_path / "fast-pipe" / "model_index.json").read_text())["vae"] == ["diffusers",
+                                                                                           "AutoencoderTiny"]
+    loaded = OCTDiffusionPipeline.from_pretrained(tmp_path / "fast-pipe", use_safetensors=True)
+    assert type(loaded.vae).__name__ == "AutoencoderTiny" and loaded.image_size == (H, W)
+
+
+def test_a_distilled_decoder_for_other_latents_is_refused(tmp_path, phantom_dir, teacher_dir):
+    from medicraft_hf.vae import build_vae
+    from tests.factories import tiny_latent_pipeline
+
+    pipe = tiny_latent_pipeline(resolution=(H, W))  # scaling factor 0.7, 2 channels, 2x
+    other = build_vae("taesd-f2c2-w8")  # never distilled: scaling factor 1
+    with pytest.raises(ValueError, match="distil it from this VAE"):
+        pipe.with_vae(other)
+    with pytest.raises(ValueError, match="no VAE to replace"):
+        from tests.factories import tiny_pipeline
+        tiny_pipeline(resolution=(H, W)).with_vae(other)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"teacher_vae": None}, "is distilled: give --teacher_vae"),
+    ({"preset": "tiny"}, "--teacher_vae is for the taesd-* presets"),
+    ({"preset": "taesd-f4c4-w16", "resolution": "32x64", "crop_size": "16x32"},
+     "makes 4 latent channels at 4x per side"),
+    ({"encoder_weight": -1}, "--encoder_weight must be a number >= 0"),
+])
+def test_bad_distillation_input_fails_before_training(tmp_path, phantom_dir, teacher_dir, overrides, message, capsys):
+    with pytest.raises((ValueError, SystemExit)) as caught:
+        train_vae.main(tiny_args(phantom_dir, tmp_path / "out", teacher_dir, **overrides))
+    assert message in str(caught.value) + capsys.readouterr().err
+    assert not (tmp_path / "out" / "checkpoint-1").exists()

@@ -13,6 +13,12 @@ L1 + `--fft_weight` x FFT log-magnitude + `--kl_weight` x KL + (from `--disc_sta
 replace a perceptual loss). The saved VAE (`output_dir`, EMA weights with `--use_ema`, its
 `scaling_factor` measured on the training images) loads with `AutoencoderKL.from_pretrained`
 and trains a latent UNet with `train_ddpm.py --vae output_dir`.
+
+Distilling a fast decoder: a `taesd-*` preset with `--teacher_vae <trained VAE or latent
+pipeline>` trains a diffusers `AutoencoderTiny` whose decoder decodes the teacher's latents (L1,
+FFT and optional PatchGAN losses as above) and whose encoder predicts them (`--encoder_weight`
+x MSE, in place of the KL term). It keeps the teacher's scaling factor, so it replaces the
+teacher in a latent pipeline as is (`OCTDiffusionPipeline.with_vae`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-from diffusers import AutoencoderKL
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -46,6 +51,7 @@ from medicraft_hf.training.arguments import (
     check_common_arguments,
 )
 from medicraft_hf.training.autoencoder import (
+    DistilledAutoencoder,
     PatchDiscriminator,
     ReconstructionModel,
     fft_magnitude_loss,
@@ -58,6 +64,7 @@ from medicraft_hf.training.autoencoder import (
     reconstruction_grid,
 )
 from medicraft_hf.training.data import load_dataset_dict, select_training_split, with_training_transform
+from medicraft_hf.training.latents import load_vae
 from medicraft_hf.training.output_dir import latest_grid, prepare_output_dir, save_pipeline_folder
 from medicraft_hf.training.run import (
     check_ranks_agree,
@@ -69,13 +76,13 @@ from medicraft_hf.training.run import (
     training_loader,
 )
 from medicraft_hf.training.validation import log_grid
-from medicraft_hf.vae import VAE_PRESETS, build_vae, check_divisible
+from medicraft_hf.vae import ALL_PRESETS, TINY_PRESETS, build_vae, check_divisible, is_tiny, raw_latents
 
 RUN_IDENTITY = (
     "dataset_name", "dataset_revision", "train_split", "class_names", "class_balanced", "preset", "resolution",
     "crop_size", "train_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler",
     "lr_warmup_steps", "adam_beta1", "adam_beta2", "adam_weight_decay", "adam_epsilon", "max_grad_norm", "use_ema",
-    "ema_max_decay", "kl_weight", "fft_weight", "disc_weight", "disc_start", "seed",
+    "ema_max_decay", "kl_weight", "fft_weight", "disc_weight", "disc_start", "seed", "teacher_vae", "encoder_weight",
 )
 SCALING_IMAGES = 16  # training images whose latents set the scaling factor (each costs a full-size encode)
 
@@ -87,7 +94,13 @@ def parse_args(argv=None):
                    help="Images of the validation grid and PSNR (default: 'validation' if the dataset has it, "
                         "else the training split).")
     # model and losses
-    p.add_argument("--preset", default="f4c4", choices=sorted(VAE_PRESETS), help="VAE shape (f<factor>c<channels>).")
+    p.add_argument("--preset", default="f4c4", choices=ALL_PRESETS,
+                   help="VAE shape (f<factor>c<channels>; taesd-*: an AutoencoderTiny, needs --teacher_vae).")
+    p.add_argument("--teacher_vae", default=None,
+                   help="A trained AutoencoderKL (folder, Hub id or latent pipeline) whose latents a taesd-* preset "
+                        "learns to decode and predict.")
+    p.add_argument("--encoder_weight", type=float, default=1.0,
+                   help="taesd-*: weight of the encoder's MSE to the teacher's latents.")
     p.add_argument("--resolution", default="256x512", help="HxW the images are resized to.")
     p.add_argument("--crop_size", default=None,
                    help="HxW random crops to train on (the VAE is fully convolutional; default: whole images).")
@@ -104,7 +117,11 @@ def parse_args(argv=None):
     args.resolution = "x".join(map(str, parse_resolution(args.resolution)))
     if args.crop_size:
         args.crop_size = "x".join(map(str, parse_resolution(args.crop_size)))
-    for name in ("kl_weight", "fft_weight", "disc_weight"):
+    if (args.preset in TINY_PRESETS) != bool(args.teacher_vae):
+        p.error(f"--preset {args.preset} " + ("is distilled: give --teacher_vae, the AutoencoderKL whose latents it "
+                                              "learns." if args.preset in TINY_PRESETS else
+                                              "trains from scratch; --teacher_vae is for the taesd-* presets."))
+    for name in ("kl_weight", "fft_weight", "disc_weight", "encoder_weight"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
             p.error(f"--{name} must be a number >= 0, got {getattr(args, name)}.")
     return args
@@ -119,6 +136,16 @@ def check_sizes(args, vae) -> tuple[int, int]:
         raise ValueError(f"--crop_size {args.crop_size} is larger than --resolution {args.resolution}.")
     check_divisible(args.crop_size or args.resolution, vae, what="--crop_size")
     return crop
+
+
+def check_teacher(args, student, teacher) -> None:
+    """The student must produce the teacher's latents: same channels and factor."""
+    if is_tiny(teacher):
+        raise ValueError(f"--teacher_vae {args.teacher_vae} is itself an AutoencoderTiny; distil from the AutoencoderKL.")
+    if (teacher.config.latent_channels, vae_scale_factor(teacher)) != (student.config.latent_channels, vae_scale_factor(student)):
+        raise ValueError(f"--preset {args.preset} makes {student.config.latent_channels} latent channels at "
+                         f"{vae_scale_factor(student)}x per side, --teacher_vae {args.teacher_vae} "
+                         f"{teacher.config.latent_channels} at {vae_scale_factor(teacher)}x; choose a preset that matches.")
 
 
 def main(argv=None):
@@ -137,6 +164,9 @@ def main(argv=None):
     set_seed(args.seed)
     vae = build_vae(args.preset, resolution)
     crop = check_sizes(args, vae)
+    teacher = load_vae(args.teacher_vae).to(accelerator.device) if args.teacher_vae else None
+    if teacher is not None:
+        check_teacher(args, vae, teacher)
     identity = {k: getattr(args, k) for k in RUN_IDENTITY}
     prepare_output_dir(accelerator, output_dir, identity, overwrite=args.overwrite_output_dir,
                        resume=args.resume_from_checkpoint)
@@ -152,7 +182,7 @@ def main(argv=None):
     disc = PatchDiscriminator() if use_disc else None
     ema = None
     if args.use_ema:
-        ema = EMAModel(vae.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, model_cls=AutoencoderKL,
+        ema = EMAModel(vae.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, model_cls=type(vae),
                        model_config=vae.config)
 
     def adam(params):
@@ -166,7 +196,8 @@ def main(argv=None):
                                  num_training_steps=max_train_steps * accelerator.num_processes)
     # Encode, sample and decode in one forward, so data-parallel training sees every parameter.
     model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        ReconstructionModel(vae), optimizer, train_dataloader, lr_scheduler)
+        DistilledAutoencoder(vae) if teacher is not None else ReconstructionModel(vae), optimizer, train_dataloader,
+        lr_scheduler)
     models = [model]
     if use_disc:
         disc_optimizer = adam(disc.parameters())
@@ -182,25 +213,29 @@ def main(argv=None):
                                                         for k, v in vars(args).items()})
 
     # ---- resume
-    global_step = resume(accelerator, args, ema=ema, noise_generator=noise_generator, ema_model_cls=AutoencoderKL)
+    global_step = resume(accelerator, args, ema=ema, noise_generator=noise_generator, ema_model_cls=type(vae))
     first_epoch = global_step // num_update_steps_per_epoch
     skip_batches = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
     log(f"{sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M VAE parameters; {max_train_steps} steps, "
         f"{num_epochs} epochs, batch {args.train_batch_size * accelerator.num_processes}"
         f" x {args.gradient_accumulation_steps} accumulation.")
 
-    def inference_vae() -> AutoencoderKL:
-        """A copy of the VAE (EMA weights if any) with its scaling factor measured."""
+    def inference_vae():
+        """A copy of the VAE (EMA weights if any) with its scaling factor measured (a distilled one's: its teacher's)."""
         copied = copy.deepcopy(vae).float().eval()
         if ema is not None:
             ema.copy_to(copied.parameters())
-        copied.register_to_config(scaling_factor=latent_scaling_factor(copied, scaling_images))
+        if teacher is not None:
+            copied.register_to_config(scaling_factor=teacher.config.scaling_factor,
+                                      shift_factor=teacher.config.shift_factor or 0.0)
+        else:
+            copied.register_to_config(scaling_factor=latent_scaling_factor(copied, scaling_images))
         return copied
 
     def validate(step):
         if accelerator.is_main_process:
             trained = inference_vae()
-            recon = reconstruct(trained, val_images)
+            recon = reconstruct(trained, val_images, encoder=teacher)
             grid = reconstruction_grid(val_images, recon)
             with atomic_path(output_dir / "samples" / f"step_{step:07d}.png") as tmp:
                 grid.save(tmp)
@@ -221,8 +256,11 @@ def main(argv=None):
             card = vae_card(preset=args.preset, resolution=resolution, crop=crop, train_steps=step,
                             dataset_name=public_name(args.dataset_name), scaling_factor=trained.config.scaling_factor,
                             use_ema=args.use_ema, sample_grid=latest_grid(output_dir),
-                            losses={"l1": 1.0, "fft": args.fft_weight, "kl": args.kl_weight,
-                                    "patch_gan": args.disc_weight}, model_id=args.hub_model_id)
+                            losses={"l1": 1.0, "fft": args.fft_weight,
+                                    **({"encoder_mse": args.encoder_weight} if teacher is not None else
+                                       {"kl": args.kl_weight}),
+                                    "patch_gan": args.disc_weight}, model_id=args.hub_model_id,
+                            teacher=public_name(args.teacher_vae) if teacher is not None else None)
             save_pipeline_folder(trained, card, output_dir)
         accelerator.wait_for_everyone()
 
@@ -241,13 +279,18 @@ def main(argv=None):
         for batch in loader:
             x = random_crops(batch["pixel_values"], crop, noise_generator).to(accelerator.device)
             adversarial = use_disc and global_step >= args.disc_start
-            noise = torch.randn((x.shape[0], latent_channels, x.shape[2] // factor, x.shape[3] // factor),
-                                generator=noise_generator).to(x)
+            if teacher is not None:  # the distilled decoder's input: the teacher's latents of these crops
+                with torch.no_grad():
+                    second = raw_latents(teacher, x)
+            else:  # the posterior sample's noise
+                second = torch.randn((x.shape[0], latent_channels, x.shape[2] // factor, x.shape[3] // factor),
+                                     generator=noise_generator).to(x)
             with accelerator.accumulate(*models):
-                recon, kl = model(x, noise)
+                # kl: the KL term, or for a distilled autoencoder its encoder's MSE to the teacher
+                recon, kl = model(x, second)
                 l1 = F.l1_loss(recon.float(), x.float())
                 fft = fft_magnitude_loss(recon, x)
-                loss = l1 + args.fft_weight * fft + args.kl_weight * kl
+                loss = l1 + args.fft_weight * fft + (args.encoder_weight if teacher is not None else args.kl_weight) * kl
                 if adversarial:
                     # The discriminator judges, it does not learn from this loss: frozen, unwrapped.
                     judge = accelerator.unwrap_model(disc)

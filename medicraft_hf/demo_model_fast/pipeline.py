@@ -3,7 +3,8 @@
 #   DiffusionPipeline.from_pretrained(model_dir, custom_pipeline=model_dir)
 # without medicraft_hf installed.
 """Class-conditional diffusion pipeline for grayscale, rectangular OCT B-scans, in pixel
-space or (with a `vae`) in the latent space of a one-channel `AutoencoderKL`."""
+space or (with a `vae`) in the latent space of a one-channel `AutoencoderKL` (or of an
+`AutoencoderTiny` distilled from one, which decodes the same latents faster)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel
+from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline, UNet2DModel
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
@@ -65,14 +66,15 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         class_names: label vocabulary, in label-id order.
         vae: optional one-channel `AutoencoderKL`. With it the UNet denoises latents
             (`vae.config.scaling_factor` times the encoder's mean) and the VAE decodes them;
-            without it (`None`) the UNet denoises pixels.
+            without it (`None`) the UNet denoises pixels. An `AutoencoderTiny` distilled from
+            the UNet's `AutoencoderKL` (same latents, same scaling factor) can take its place.
     """
 
     model_cpu_offload_seq = "unet->vae"
     _optional_components = ["vae"]
 
     def __init__(self, unet: UNet2DModel, scheduler, class_names: Optional[Union[List[str], str]] = None,
-                 vae: Optional[AutoencoderKL] = None):
+                 vae: Optional[Union[AutoencoderKL, AutoencoderTiny]] = None):
         super().__init__()
         check_components(unet, vae)
         num_embeds = unet.config.num_class_embeds
@@ -279,6 +281,20 @@ class OCTDiffusionPipeline(DiffusionPipeline):
         a scheduler keeps state while it samples, so concurrent jobs each need their own."""
         return type(self)(unet=self.unet, scheduler=scheduler, class_names=self.class_names, vae=self.vae)
 
+    def with_vae(self, vae) -> "OCTDiffusionPipeline":
+        """A new pipeline with another autoencoder for the same latents, e.g. an `AutoencoderTiny`
+        distilled from this one's VAE (`train_vae.py --teacher_vae`): faster decoding, same UNet."""
+        if self.vae is None:
+            raise ValueError("This is a pixel-space pipeline: it has no VAE to replace.")
+        old, new = self.vae.config, vae.config
+        if (new.latent_channels, vae_scale_factor(vae), new.scaling_factor, new.shift_factor or 0.0) != (
+                old.latent_channels, vae_scale_factor(self.vae), old.scaling_factor, old.shift_factor or 0.0):
+            raise ValueError(
+                f"The new autoencoder's latents (channels {new.latent_channels}, {vae_scale_factor(vae)}x per side, "
+                f"scaling {new.scaling_factor}) are not this pipeline's (channels {old.latent_channels}, "
+                f"{vae_scale_factor(self.vae)}x, scaling {old.scaling_factor}): distil it from this VAE.")
+        return type(self)(unet=self.unet, scheduler=self.scheduler, class_names=self.class_names, vae=vae)
+
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: Union[str, os.PathLike], *args, **kwargs):
         """Save as usual, plus this file as `pipeline.py` for plain-diffusers loading."""
@@ -312,7 +328,15 @@ def _one_image_per_call(one_image, x: torch.Tensor) -> torch.Tensor:
 
 def vae_scale_factor(vae) -> int:
     """Pixels per latent, per side: each encoder level but the last halves the size."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    config = vae.config
+    if "decoder_block_out_channels" in config:  # AutoencoderTiny: its decoder must undo its encoder
+        down = 2 ** (len(config.encoder_block_out_channels) - 1)
+        up = config.upsampling_scaling_factor ** (len(config.decoder_block_out_channels) - 1)
+        if up != down:
+            raise ValueError(f"The AutoencoderTiny's encoder shrinks {down}x per side and its decoder grows "
+                             f"{up}x: they must agree.")
+        return down
+    return 2 ** (len(config.block_out_channels) - 1)
 
 
 def check_components(unet, vae) -> None:
@@ -326,6 +350,7 @@ def check_components(unet, vae) -> None:
     if vae.config.in_channels != 1 or vae.config.out_channels != 1:
         raise ValueError(f"The VAE must have 1 image channel (grayscale OCT), it has in/out "
                          f"{vae.config.in_channels}/{vae.config.out_channels}.")
+    vae_scale_factor(vae)  # an AutoencoderTiny whose encoder and decoder disagree fails here
     latent = vae.config.latent_channels
     if unet_channels != (latent, latent):
         raise ValueError(f"The UNet has {unet_channels[0]} input and {unet_channels[1]} output channels, the "

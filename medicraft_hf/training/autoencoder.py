@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medicraft_hf.training.validation import tile
+from medicraft_hf.vae import raw_latents
 
 
 def fft_magnitude_loss(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -38,6 +39,21 @@ class ReconstructionModel(nn.Module):
         posterior = self.vae.encode(x).latent_dist
         reconstruction = self.vae.decode(posterior.mean + posterior.std * noise).sample
         return reconstruction, posterior.kl().mean()
+
+
+class DistilledAutoencoder(nn.Module):
+    """An `AutoencoderTiny` learning a trained VAE's latents, as one forward (for DDP): its
+    decoder decodes the teacher's latents of the batch, its encoder predicts them. Returns the
+    reconstruction and the encoder's mean squared error (unscaled latents on both sides)."""
+
+    def __init__(self, student):
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: torch.Tensor, teacher_latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        reconstruction = self.student.decode(teacher_latents).sample
+        predicted = self.student.encode(x).latents
+        return reconstruction, F.mse_loss(predicted.float(), teacher_latents.float())
 
 
 class PatchDiscriminator(nn.Module):
@@ -84,12 +100,14 @@ def latent_scaling_factor(vae, images: torch.Tensor, batch_size: int = 8) -> flo
 
 
 @torch.no_grad()
-def reconstruct(vae, images: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
-    """Decoded posterior means of images in [-1, 1], clamped to [-1, 1]."""
+def reconstruct(vae, images: torch.Tensor, batch_size: int = 8, encoder=None) -> torch.Tensor:
+    """Images in [-1, 1] encoded (by `encoder`, default the VAE itself: the posterior mean) and
+    decoded by `vae`, clamped to [-1, 1]. A distilled decoder is judged on its teacher's latents."""
+    encoder = encoder or vae
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].to(vae.device, vae.dtype)
-        out.append(vae.decode(vae.encode(x).latent_dist.mean).sample.float().clamp(-1, 1).cpu())
+        out.append(vae.decode(raw_latents(encoder, x)).sample.float().clamp(-1, 1).cpu())
     return torch.cat(out)
 
 

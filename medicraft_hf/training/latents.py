@@ -10,11 +10,12 @@ so every rank trains on the same bytes.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, AutoencoderTiny
 from safetensors.torch import load_file, save_file
 
 from medicraft_hf.io import atomic_path
@@ -25,24 +26,28 @@ from medicraft_hf.vae import encode
 CACHE_DIR = ".latents"
 
 
-def load_vae(source: str) -> AutoencoderKL:
-    """An `AutoencoderKL` from a VAE folder / Hub id (`train_vae.py`'s output) or a latent
-    pipeline (its `vae/` component); safetensors only."""
+def load_vae(source: str) -> AutoencoderKL | AutoencoderTiny:
+    """An `AutoencoderKL` (or `AutoencoderTiny`) from a VAE folder / Hub id (`train_vae.py`'s
+    output) or a latent pipeline (its `vae/` component); safetensors only."""
     path = Path(source)
     subfolder = "vae" if (path / "vae" / "config.json").is_file() else None
     if path.exists() and subfolder is None and not (path / "config.json").is_file():
         raise FileNotFoundError(f"--vae {source} holds no AutoencoderKL (no config.json, no vae/config.json); "
                                 "give the output_dir of training/train_vae.py or a latent pipeline.")
+    config_file = path / (subfolder or "") / "config.json"
+    cls = AutoencoderKL
+    if config_file.is_file() and json.loads(config_file.read_text()).get("_class_name") == "AutoencoderTiny":
+        cls = AutoencoderTiny
     try:
-        vae = AutoencoderKL.from_pretrained(str(source), subfolder=subfolder, use_safetensors=True)
+        vae = cls.from_pretrained(str(source), subfolder=subfolder, use_safetensors=True)
     except OSError as err:
-        raise FileNotFoundError(f"--vae {source} cannot be loaded as an AutoencoderKL ({err}).") from None
+        raise FileNotFoundError(f"--vae {source} cannot be loaded as an {cls.__name__} ({err}).") from None
     if vae.config.in_channels != 1 or vae.config.out_channels != 1:
         raise ValueError(f"--vae {source} has {vae.config.in_channels} image channels; OCT B-scans need a "
                          "1-channel VAE (training/train_vae.py makes one).")
     # A fresh module from the config: the loaded one remembers where it came from (`_name_or_path`),
     # a local path that saving the pipeline would write into its vae/config.json.
-    fresh = AutoencoderKL.from_config({k: v for k, v in vae.config.items() if k != "_name_or_path"})
+    fresh = cls.from_config({k: v for k, v in vae.config.items() if k != "_name_or_path"})
     fresh.load_state_dict(vae.state_dict())
     return fresh.eval().requires_grad_(False)
 
