@@ -12,7 +12,9 @@ between originals and reconstructions, and encode+decode seconds per image. With
 `<report>/runs/TRTR-seed0-model`): its accuracy and balanced accuracy on the originals and on
 each VAE's reconstructions, and how often the two predictions agree. Two references
 frame the numbers: a 3x3 box blur of the original (what pixel metrics reward) and the original
-itself (the speckle widths to match).
+itself (the speckle widths to match). With `--latents-from TEACHER` every `--vae` decodes the
+teacher's latents instead of its own: how a decoder distilled from it (`train_vae.py
+--teacher_vae`) is used in a latent pipeline, and how it is judged here.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from medicraft_hf.vae import encode
 from medicraft_hf.vae_quality import compare, retina_mask, summarize
 
 
-def reconstruct_uint8(vae, image: np.ndarray) -> tuple[np.ndarray, float]:
+def reconstruct_uint8(vae, image: np.ndarray, encoder=None) -> tuple[np.ndarray, float]:
+    """`image` encoded by `encoder` (default: `vae`) and decoded by `vae`; and the CPU seconds it took."""
+    encoder = encoder or vae
     x = torch.from_numpy(image.astype(np.float32) / 127.5 - 1)[None, None]
     start = time.process_time()  # CPU seconds: wall time on a shared machine measures the neighbours
     with torch.no_grad():
-        latents = encode(vae, x)
-        decoded = vae.decode(latents / vae.config.scaling_factor).sample
+        latents = encode(encoder, x)
+        decoded = vae.decode(latents / encoder.config.scaling_factor + (encoder.config.shift_factor or 0.0)).sample
     return as_uint8(decoded)[0], time.process_time() - start
 
 
@@ -92,6 +96,8 @@ def main(argv=None):
     p.add_argument("--vae", nargs="+", required=True, help="VAE folders (training/train_vae.py output_dir).")
     p.add_argument("--limit", type=int, default=None, help="First N scans of the split (after --every).")
     p.add_argument("--every", type=int, default=1, help="Every K-th scan of the split (spreads a subset).")
+    p.add_argument("--latents-from", default=None,
+                   help="Encode with this VAE and decode with each --vae (decoders distilled from it).")
     p.add_argument("--classifier", default=None, help="Saved real-trained ViT folder (medicraft evaluate's runs/).")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -122,10 +128,13 @@ def main(argv=None):
     report["models"]["box-blur-3x3"] = evaluate(
         "box blur 3x3", rows, lambda im: (np.round(uniform_filter(im.astype(np.float64), 3)).astype(np.uint8), 0.0),
         classifier, original_predictions)
+    encoder = load_vae(args.latents_from) if args.latents_from else None
+    if encoder is not None:
+        report["latents_from"] = str(args.latents_from)
     for folder in args.vae:
         vae = load_vae(folder)
         name = Path(folder).parent.name if Path(folder).name == "out" else Path(folder).name
-        report["models"][name] = evaluate(name, rows, lambda im, vae=vae: reconstruct_uint8(vae, im),
+        report["models"][name] = evaluate(name, rows, lambda im, vae=vae: reconstruct_uint8(vae, im, encoder),
                                           classifier, original_predictions)
         report["models"][name]["config"] = {k: vae.config[k] for k in ("block_out_channels", "latent_channels",
                                                                        "scaling_factor")}

@@ -102,7 +102,8 @@ def class_counts(choice: str, num_images: int, class_names: list[str]) -> dict[s
 
 
 def examples(class_names: list[str], models: dict[str, tuple[str, int]]) -> list[list]:
-    """Presets (class, images, seed, scheduler, steps, guidance, model) for any label vocabulary.
+    """Presets (model, class, images, seed, scheduler, steps, guidance) for any label vocabulary.
+    The model comes first so the table shows it: presets of two models differ only there.
 
     `models` maps each served model's name to its default (scheduler, steps), the first being
     the Space's default. With the default classes: all balanced and melanoma on each model at
@@ -113,11 +114,11 @@ def examples(class_names: list[str], models: dict[str, tuple[str, int]]) -> list
     rare, common, other = class_names[-1], class_names[0], class_names[min(2, len(class_names) - 1)]
     presets = []
     for name, (scheduler, steps) in models.items():
-        presets += [[ALL_CLASSES, 8, 0, scheduler, steps, DEFAULT_GUIDANCE_SCALE, name],
-                    [rare, 4, 7, scheduler, steps, DEFAULT_GUIDANCE_SCALE if scheduler == "lcm" else 2.0, name]]
+        presets += [[name, ALL_CLASSES, 8, 0, scheduler, steps, DEFAULT_GUIDANCE_SCALE],
+                    [name, rare, 4, 7, scheduler, steps, DEFAULT_GUIDANCE_SCALE if scheduler == "lcm" else 2.0]]
     full = next((name for name, (scheduler, _) in models.items() if scheduler != "lcm"), None)
     if full is not None:
-        presets += [[common, 4, 42, "unipc", 20, 1.0, full], [other, 4, 3, "ddim", 50, 1.5, full]]
+        presets += [[full, common, 4, 42, "unipc", 20, 1.0], [full, other, 4, 3, "ddim", 50, 1.5]]
     return presets
 
 
@@ -336,7 +337,8 @@ def _generate_tab(generator: Generator) -> None:
     # Choosing a model sets its own sampler and steps (a distilled model needs LCM).
     model.input(generator.on_model_change, inputs=model, outputs=[scheduler, steps], api_name=False)
     # Not cached: caching would run every preset at start-up.
-    gr.Examples(examples(generator.class_names, defaults), inputs=inputs, label="Presets", cache_examples=False)
+    gr.Examples(examples(generator.class_names, defaults), inputs=[model, *inputs[:-1]], label="Presets",
+                cache_examples=False)
     # preprocess=False: the values arrive as sent, and check_request / class_counts answer a bad
     # one naming the field. (Gradio's own range and choice checks would answer first, naming no
     # field: "Value 17 is greater than maximum value 16.") These inputs are plain JSON values.

@@ -186,14 +186,14 @@ def test_class_counts(app):
                                     {"tiny": ("sde-dpmsolver++", 20)}, {"distilled": ("lcm", 4)}])
 def test_examples_are_valid_requests(app, class_names, models):
     presets = app.examples(class_names, models)
-    for choice, *numbers, model in presets:
+    for model, choice, *numbers in presets:
         app.check_request(*numbers)
         assert sum(app.class_counts(choice, numbers[0], class_names).values()) == numbers[0]
         assert model in models
         if models[model][0] == "lcm":  # a few-step model's presets keep its own sampler
             assert numbers[2:4] == list(models[model])
-    assert {p[0] for p in presets} <= {app.ALL_CLASSES, *class_names}
-    assert {p[-1] for p in presets} == set(models)
+    assert {p[1] for p in presets} <= {app.ALL_CLASSES, *class_names}
+    assert {p[0] for p in presets} == set(models)
 
 
 def test_bounded_queue_and_extra_tabs(app):

@@ -11,6 +11,8 @@
 # (its latents are encoded once and cached, and its VAE is kept in the saved pipeline):
 #   TEACHER=medicraft_hf/demo_model_latent DATA=<benchmark-v1 256x512> RUN=$OUT/distill-latent \
 #     SHIP=medicraft_hf/demo_model_latent_fast bash training/distill_demo_model.sh
+# A latent student may ship with a fast decoder distilled from its VAE (docs/distillation.md):
+#   DECODER=<train_vae.py --preset taesd-* --teacher_vae <teacher> output_dir> (same variables as above)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs}
@@ -57,4 +59,24 @@ mkdir -p "$SHIP/samples"
 rm -rf "$SHIP/unet" "$SHIP/scheduler"
 cp -r "$RUN/unet" "$RUN/scheduler" "$RUN/model_index.json" "$RUN/pipeline.py" "$SHIP/"
 [ ! -d "$RUN/vae" ] || { rm -rf "$SHIP/vae"; cp -r "$RUN/vae" "$SHIP/"; }  # a latent student keeps its VAE
+if [ -n "${DECODER:-}" ]; then  # ... or takes the fast decoder: with_vae checks it decodes the same latents
+  .venv/bin/python - "$SHIP" "$DECODER" <<'EOF'
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from medicraft_hf.pipeline import OCTDiffusionPipeline
+from medicraft_hf.training.latents import load_vae
+
+ship, decoder = Path(sys.argv[1]), sys.argv[2]
+pipe = OCTDiffusionPipeline.from_pretrained(ship, use_safetensors=True).with_vae(load_vae(decoder))
+with tempfile.TemporaryDirectory() as tmp:
+    pipe.save_pretrained(tmp)
+    shutil.rmtree(ship / "vae")
+    shutil.copytree(Path(tmp) / "vae", ship / "vae")
+    shutil.copy(Path(tmp) / "model_index.json", ship / "model_index.json")
+print(f"{ship}/vae: {type(pipe.vae).__name__} from {decoder}")
+EOF
+fi
 cp "$RUN/samples/teacher_vs_distilled.png" "$SHIP/samples/"
