@@ -45,7 +45,11 @@ def test_a_tiny_study_runs_every_arm_against_one_real_only_reference(tmp_path):
     settings = ClassifierSettings(max_steps=6, eval_every=2, patience=1, batch_size=8, hidden_size=16, num_heads=2,
                                   num_layers=1)
     real_counts = np.bincount(real["train"]["label"], minlength=4).tolist()
+    # As `medicraft generate --balance-to` makes it: no scans of the majority class.
+    majority = int(np.argmax(real_counts))
+    pool = pool.filter(lambda row: row["label"] != majority)
     pool_counts = np.bincount(pool["label"], minlength=4).tolist()
+    assert pool_counts[majority] == 0
     result = run_augmentation_study(real, pool, tmp_path, arms=("balance",), seeds=(3, 4), resolution=SMALL,
                                     settings=settings, n_boot=40, log=lambda *a: None)
     assert result["real_train_counts"] == real_counts and result["pool_counts"] == pool_counts
@@ -71,3 +75,7 @@ def test_a_tiny_study_runs_every_arm_against_one_real_only_reference(tmp_path):
     again = run_augmentation_study(real, pool, tmp_path, arms=("balance",), seeds=(3, 4), resolution=SMALL,
                                    settings=settings, n_boot=40, log=lambda *a: None)
     assert again["arms"] == result["arms"]
+    # An arm that needs the class the pool lacks says so (the real-only runs are reused).
+    with pytest.raises(ValueError, match="needs .* synthetic .* scans but the pool has 0 usable"):
+        run_augmentation_study(real, pool, tmp_path, arms=("x1",), filtered=False, seeds=(3, 4), resolution=SMALL,
+                               settings=settings, n_boot=40, log=lambda *a: None)

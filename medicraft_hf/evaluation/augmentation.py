@@ -78,7 +78,7 @@ def run_augmentation_study(real, pool, out_dir, *, arms=("balance", "x2", "x5"),
     settings = settings or ClassifierSettings()
     out_dir = Path(out_dir)
     real_dd, pool_dd = inputs.load_side(real, "real"), inputs.load_side(pool, "synthetic pool")
-    class_names = inputs.check_pair(real_dd, pool_dd)
+    class_names = inputs.check_pair(real_dd, pool_dd, synthetic_every_class=False)
     inputs.check_same_size(real_dd, pool_dd)
     log(f"decoding images at {resolution[0]}x{resolution[1]}")
     real_train = inputs.stratified_cap(inputs.to_image_set(real_dd["train"], resolution, "real/train"), max_real_train)

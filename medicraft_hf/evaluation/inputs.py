@@ -71,8 +71,11 @@ def load_side(source, name: str) -> DatasetDict:
     return source
 
 
-def check_pair(real: DatasetDict, synthetic: DatasetDict) -> list[str]:
-    """Raise a clear error unless real and synthetic can be compared; return the classes."""
+def check_pair(real: DatasetDict, synthetic: DatasetDict, synthetic_every_class: bool = True) -> list[str]:
+    """Raise a clear error unless real and synthetic can be compared; return the classes.
+
+    `synthetic_every_class=False`: a synthetic pool may lack classes (a `--balance-to` pool has
+    none of the majority class); what an arm draws from it is checked where it is drawn."""
     missing = [s for s in REQUIRED_REAL_SPLITS if s not in real]
     if missing:
         raise ValueError(
@@ -87,7 +90,10 @@ def check_pair(real: DatasetDict, synthetic: DatasetDict) -> list[str]:
             "(names and order must match). Generate the synthetic data with a model trained on "
             "this real dataset's labels, or cast one side's 'label' to the other's ClassLabel."
         )
-    for split_name, ds in [(f"real[{s!r}]", real[s]) for s in REQUIRED_REAL_SPLITS] + [("synthetic", _all_rows(synthetic))]:
+    sides = [(f"real[{s!r}]", real[s]) for s in REQUIRED_REAL_SPLITS]
+    if synthetic_every_class:
+        sides.append(("synthetic", _all_rows(synthetic)))
+    for split_name, ds in sides:
         counts = Counter(ds["label"])
         absent = [c for i, c in enumerate(real_names) if counts.get(i, 0) == 0]
         if absent:
