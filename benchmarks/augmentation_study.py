@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from medicraft_hf.evaluation.augmentation import markdown, run_augmentation_study
+from medicraft_hf.evaluation.classifier import ClassifierSettings
 from medicraft_hf.parsing import parse_resolution
 
 
@@ -25,10 +26,14 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", default="64x128", help="classifier input HxW")
     p.add_argument("--max-real-train", type=int, default=None, help="stratified cap on the real train split")
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--patience", type=int, default=6,
+                   help="early stopping on the real validation split, as `medicraft evaluate` (0: fixed --max-steps)")
+    p.add_argument("--max-steps", type=int, default=None, help="step cap (default 3000; 450 with --patience 0)")
     args = p.parse_args(argv)
     result = run_augmentation_study(args.real, args.pool, args.out, arms=tuple(args.arms.split(",")),
                                     filtered=not args.no_filtered, seeds=tuple(range(args.seeds)),
                                     resolution=parse_resolution(args.resolution), max_real_train=args.max_real_train,
+                                    settings=ClassifierSettings.with_budget(args.patience, args.max_steps),
                                     n_boot=args.bootstrap)
     print(markdown(result))
     print(json.dumps({"out": str(Path(args.out) / "augmentation.json")}))

@@ -50,9 +50,9 @@ def run(args) -> int:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
     if args.patience < 0 or args.eval_every < 1:
         raise ValueError(f"--patience must be >= 0 and --eval-every >= 1, got {args.patience} and {args.eval_every}.")
-    settings = ClassifierSettings(
-        max_steps=args.max_steps or (3000 if args.patience else 450),
+    settings = ClassifierSettings.with_budget(
         patience=args.patience,
+        max_steps=args.max_steps,
         eval_every=args.eval_every,
         epochs=args.epochs,
         batch_size=args.batch_size,

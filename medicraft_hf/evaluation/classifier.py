@@ -49,6 +49,12 @@ class ClassifierSettings:
     model_name_or_path: str | None = None  # a pretrained ViT checkpoint, when available
     hflip: bool = True  # random left-right flips while training (OD and OS scans are mirror images)
 
+    @classmethod
+    def with_budget(cls, patience: int = 6, max_steps: int | None = None, **kwargs) -> "ClassifierSettings":
+        """The usefulness benchmark's training rule (`medicraft evaluate`'s defaults): early stopping
+        with `patience`, capped at 3000 steps; `patience=0`: a fixed `max_steps` (450)."""
+        return cls(max_steps=max_steps or (3000 if patience else 450), patience=patience, **kwargs)
+
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
