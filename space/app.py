@@ -337,7 +337,8 @@ def _generate_tab(generator: Generator) -> None:
     # Choosing a model sets its own sampler and steps (a distilled model needs LCM).
     model.input(generator.on_model_change, inputs=model, outputs=[scheduler, steps], api_name=False)
     # Not cached: caching would run every preset at start-up.
-    gr.Examples(examples(generator.class_names, defaults), inputs=[model, *inputs[:-1]], label="Presets",
+    gr.Examples(examples(generator.class_names, defaults),
+                inputs=[model, class_choice, num_images, seed, scheduler, steps, guidance], label="Presets",
                 cache_examples=False)
     # preprocess=False: the values arrive as sent, and check_request / class_counts answer a bad
     # one naming the field. (Gradio's own range and choice checks would answer first, naming no

@@ -190,7 +190,7 @@ def test_distilled_decoder_keeps_the_teachers_scale_decodes_its_latents_and_resu
     assert type(loaded.vae).__name__ == "AutoencoderTiny" and loaded.image_size == (H, W)
 
 
-def test_a_distilled_decoder_for_other_latents_is_refused(tmp_path, phantom_dir, teacher_dir):
+def test_a_distilled_decoder_for_other_latents_is_refused():
     from medicraft_hf.vae import build_vae
     from tests.factories import tiny_latent_pipeline
 

@@ -204,6 +204,8 @@ def main(argv=None):
         disc, disc_optimizer = accelerator.prepare(disc, disc_optimizer)
         models.append(disc)
     latent_channels, factor = vae.config.latent_channels, vae_scale_factor(vae)
+    # The term beside the reconstruction losses: the KL, or a distilled encoder's MSE to the teacher's latents.
+    penalty_name, penalty_weight = ("encoder_mse", args.encoder_weight) if teacher is not None else ("kl", args.kl_weight)
     if ema is not None:
         ema.to(accelerator.device)
     # Crops and posterior samples come from this generator (one stream per rank), saved in checkpoints.
@@ -286,11 +288,10 @@ def main(argv=None):
                 second = torch.randn((x.shape[0], latent_channels, x.shape[2] // factor, x.shape[3] // factor),
                                      generator=noise_generator).to(x)
             with accelerator.accumulate(*models):
-                # kl: the KL term, or for a distilled autoencoder its encoder's MSE to the teacher
-                recon, kl = model(x, second)
+                recon, penalty = model(x, second)
                 l1 = F.l1_loss(recon.float(), x.float())
                 fft = fft_magnitude_loss(recon, x)
-                loss = l1 + args.fft_weight * fft + (args.encoder_weight if teacher is not None else args.kl_weight) * kl
+                loss = l1 + args.fft_weight * fft + penalty_weight * penalty
                 if adversarial:
                     # The discriminator judges, it does not learn from this loss: frozen, unwrapped.
                     judge = accelerator.unwrap_model(disc)
@@ -316,7 +317,7 @@ def main(argv=None):
                 ema.step(vae.parameters())
             global_step += 1
             speed = images_seen / (time.perf_counter() - t_start)
-            logs = {"loss": loss.detach().item(), "l1": l1.item(), "fft": fft.item(), "kl": kl.item(),
+            logs = {"loss": loss.detach().item(), "l1": l1.item(), "fft": fft.item(), penalty_name: penalty.item(),
                     "lr": lr_scheduler.get_last_lr()[0], "img_per_s": speed}
             if adversarial:
                 logs["d_loss"] = d_loss.item()

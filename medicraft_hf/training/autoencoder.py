@@ -94,7 +94,7 @@ def random_crops(images: torch.Tensor, size: tuple[int, int], generator: torch.G
 def latent_scaling_factor(vae, images: torch.Tensor, batch_size: int = 8) -> float:
     """1 / the standard deviation of the posterior means of `images` (the LDM convention), so
     the UNet sees latents of about unit variance, as the noise schedule assumes."""
-    means = [vae.encode(images[i:i + batch_size].to(vae.device, vae.dtype)).latent_dist.mean.float()
+    means = [raw_latents(vae, images[i:i + batch_size].to(vae.device)).float()
              for i in range(0, len(images), batch_size)]
     return float(1.0 / torch.cat(means).std())
 

@@ -10,12 +10,11 @@ so every rank trains on the same bytes.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from diffusers import AutoencoderKL, AutoencoderTiny
+from diffusers import AutoencoderKL, AutoencoderTiny, AutoModel
 from safetensors.torch import load_file, save_file
 
 from medicraft_hf.io import atomic_path
@@ -34,14 +33,14 @@ def load_vae(source: str) -> AutoencoderKL | AutoencoderTiny:
     if path.exists() and subfolder is None and not (path / "config.json").is_file():
         raise FileNotFoundError(f"--vae {source} holds no AutoencoderKL (no config.json, no vae/config.json); "
                                 "give the output_dir of training/train_vae.py or a latent pipeline.")
-    config_file = path / (subfolder or "") / "config.json"
-    cls = AutoencoderKL
-    if config_file.is_file() and json.loads(config_file.read_text()).get("_class_name") == "AutoencoderTiny":
-        cls = AutoencoderTiny
-    try:
-        vae = cls.from_pretrained(str(source), subfolder=subfolder, use_safetensors=True)
+    try:  # AutoModel reads the class from the config: an AutoencoderKL or a distilled AutoencoderTiny
+        vae = AutoModel.from_pretrained(str(source), subfolder=subfolder, use_safetensors=True)
     except OSError as err:
-        raise FileNotFoundError(f"--vae {source} cannot be loaded as an {cls.__name__} ({err}).") from None
+        raise FileNotFoundError(f"--vae {source} cannot be loaded as an autoencoder ({err}).") from None
+    if not isinstance(vae, (AutoencoderKL, AutoencoderTiny)):
+        raise ValueError(f"--vae {source} holds a {type(vae).__name__}, not an autoencoder; give the output_dir of "
+                         "training/train_vae.py or a latent pipeline.")
+    cls = type(vae)
     if vae.config.in_channels != 1 or vae.config.out_channels != 1:
         raise ValueError(f"--vae {source} has {vae.config.in_channels} image channels; OCT B-scans need a "
                          "1-channel VAE (training/train_vae.py makes one).")
