@@ -15,7 +15,7 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
-from medicraft_hf.training.autoencoder import fft_magnitude_loss, psnr, random_crops
+from medicraft_hf.training.autoencoder import fft_magnitude_loss, histogram_loss, psnr, random_crops
 from medicraft_hf.vae_quality import autocorrelation_width, compare, retina_mask
 from tests.factories import save_tiny_phantom
 
@@ -62,6 +62,20 @@ def test_fft_loss_sees_blur_not_position():
     assert fft_magnitude_loss(shifted, speckle) < 1e-5
     assert fft_magnitude_loss(blurred, speckle) > 0.05
     assert (shifted - speckle).abs().mean() > (blurred - speckle).abs().mean()  # L1 alone prefers the blur
+
+
+def test_histogram_loss_is_the_w1_of_intensities():
+    """Blind to where values lie (a permutation costs 0); a brightness shift of 0.1 costs 0.1; a blur that
+    keeps the mean but narrows the spread costs what sorting says, by hand for four pixels."""
+    speckle = torch.rand(2, 1, 16, 32, generator=torch.Generator().manual_seed(0))
+    shuffled = speckle.flatten(1)[:, torch.randperm(16 * 32, generator=torch.Generator().manual_seed(1))]
+    assert histogram_loss(shuffled.reshape(speckle.shape), speckle) == 0
+    assert torch.isclose(histogram_loss(speckle + 0.1, speckle), torch.tensor(0.1))
+    original = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    flattened = torch.full_like(original, 1.5)  # same mean: |1.5-0| + |1.5-1| + |1.5-2| + |1.5-3| = 4, /4
+    assert histogram_loss(flattened, original) == 1.0
+    assert torch.nn.functional.l1_loss(flattened, original) == 1.0  # here L1 agrees; after a shuffle it would not:
+    assert torch.nn.functional.l1_loss(original.flip(-1), original) > histogram_loss(original.flip(-1), original)
 
 
 def test_crops_follow_the_generator_and_psnr_is_in_db():

@@ -8,7 +8,7 @@
 
 Flags are `train_ddpm.py`'s (data, optimization, EMA, checkpoints, validation, Hub), plus the
 VAE preset (`medicraft_hf.vae.VAE_PRESETS`), random training crops and the loss weights:
-L1 + `--fft_weight` x FFT log-magnitude + `--kl_weight` x KL + (from `--disc_start`)
+L1 + `--fft_weight` x FFT log-magnitude + `--hist_weight` x intensity histogram + `--kl_weight` x KL + (from `--disc_start`)
 `--disc_weight` x a PatchGAN's hinge loss (`medicraft_hf.training.autoencoder` says why these
 replace a perceptual loss). The saved VAE (`output_dir`, EMA weights with `--use_ema`, its
 `scaling_factor` measured on the training images) loads with `AutoencoderKL.from_pretrained`
@@ -57,6 +57,7 @@ from medicraft_hf.training.autoencoder import (
     fft_magnitude_loss,
     grid_images,
     hinge_discriminator_loss,
+    histogram_loss,
     latent_scaling_factor,
     psnr,
     random_crops,
@@ -82,7 +83,8 @@ RUN_IDENTITY = (
     "dataset_name", "dataset_revision", "train_split", "class_names", "class_balanced", "preset", "resolution",
     "crop_size", "train_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler",
     "lr_warmup_steps", "adam_beta1", "adam_beta2", "adam_weight_decay", "adam_epsilon", "max_grad_norm", "use_ema",
-    "ema_max_decay", "kl_weight", "fft_weight", "disc_weight", "disc_start", "seed", "teacher_vae", "encoder_weight",
+    "ema_max_decay", "kl_weight", "fft_weight", "hist_weight", "disc_weight", "disc_start", "seed", "teacher_vae",
+    "encoder_weight",
 )
 SCALING_IMAGES = 16  # training images whose latents set the scaling factor (each costs a full-size encode)
 
@@ -106,6 +108,8 @@ def parse_args(argv=None):
                    help="HxW random crops to train on (the VAE is fully convolutional; default: whole images).")
     p.add_argument("--kl_weight", type=float, default=1e-6)
     p.add_argument("--fft_weight", type=float, default=1.0, help="FFT log-magnitude loss (texture, speckle).")
+    p.add_argument("--hist_weight", type=float, default=0.0,
+                   help="Intensity-histogram loss weight (sorted pixels, W1): keeps the speckle's brightness spread.")
     p.add_argument("--disc_weight", type=float, default=0.0, help="PatchGAN adversarial loss weight (0: off).")
     p.add_argument("--disc_start", type=int, default=0, help="Step from which the discriminator trains and counts.")
     add_optimization_arguments(p)
@@ -121,7 +125,7 @@ def parse_args(argv=None):
         p.error(f"--preset {args.preset} " + ("is distilled: give --teacher_vae, the AutoencoderKL whose latents it "
                                               "learns." if args.preset in TINY_PRESETS else
                                               "trains from scratch; --teacher_vae is for the taesd-* presets."))
-    for name in ("kl_weight", "fft_weight", "disc_weight", "encoder_weight"):
+    for name in ("kl_weight", "fft_weight", "hist_weight", "disc_weight", "encoder_weight"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
             p.error(f"--{name} must be a number >= 0, got {getattr(args, name)}.")
     return args
@@ -258,7 +262,7 @@ def main(argv=None):
             card = vae_card(preset=args.preset, resolution=resolution, crop=crop, train_steps=step,
                             dataset_name=public_name(args.dataset_name), scaling_factor=trained.config.scaling_factor,
                             use_ema=args.use_ema, sample_grid=latest_grid(output_dir),
-                            losses={"l1": 1.0, "fft": args.fft_weight,
+                            losses={"l1": 1.0, "fft": args.fft_weight, "histogram": args.hist_weight,
                                     **({"encoder_mse": args.encoder_weight} if teacher is not None else
                                        {"kl": args.kl_weight}),
                                     "patch_gan": args.disc_weight}, model_id=args.hub_model_id,
@@ -292,6 +296,9 @@ def main(argv=None):
                 l1 = F.l1_loss(recon.float(), x.float())
                 fft = fft_magnitude_loss(recon, x)
                 loss = l1 + args.fft_weight * fft + penalty_weight * penalty
+                if args.hist_weight:
+                    hist = histogram_loss(recon, x)
+                    loss = loss + args.hist_weight * hist
                 if adversarial:
                     # The discriminator judges, it does not learn from this loss: frozen, unwrapped.
                     judge = accelerator.unwrap_model(disc)
@@ -319,6 +326,8 @@ def main(argv=None):
             speed = images_seen / (time.perf_counter() - t_start)
             logs = {"loss": loss.detach().item(), "l1": l1.item(), "fft": fft.item(), penalty_name: penalty.item(),
                     "lr": lr_scheduler.get_last_lr()[0], "img_per_s": speed}
+            if args.hist_weight:
+                logs["histogram"] = hist.item()
             if adversarial:
                 logs["d_loss"] = d_loss.item()
             progress.update(1)

@@ -4,6 +4,9 @@ the scaling factor, and the validation grid of originals beside reconstructions.
 No pretrained perceptual network (LPIPS) can be downloaded here. What keeps speckle instead:
   * an FFT log-magnitude loss: the spectrum of a reconstruction must match the original's,
     which a blurred reconstruction (high frequencies missing) cannot, whatever their phase;
+  * optionally a histogram loss: the sorted pixel values of a reconstruction must match the
+    original's (the 1-D Wasserstein distance of their intensity distributions), so speckle keeps
+    its brightness spread even where a pixel-wise loss would settle for the mean;
   * optionally a small PatchGAN discriminator (hinge loss), trained from scratch with the VAE,
     that tells real speckle patches from reconstructed ones.
 """
@@ -25,6 +28,14 @@ def fft_magnitude_loss(reconstruction: torch.Tensor, original: torch.Tensor) -> 
     rec = torch.fft.rfft2(reconstruction.float(), norm="ortho").abs()
     ori = torch.fft.rfft2(original.float(), norm="ortho").abs()
     return (torch.log1p(rec) - torch.log1p(ori)).abs().mean()
+
+
+def histogram_loss(reconstruction: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Mean |sorted(reconstruction) - sorted(original)| per image: the 1-D Wasserstein-1 distance
+    between the two images' intensity distributions, blind to where each value lies."""
+    rec = reconstruction.float().flatten(1).sort(dim=1).values
+    ori = original.float().flatten(1).sort(dim=1).values
+    return (rec - ori).abs().mean()
 
 
 class ReconstructionModel(nn.Module):
