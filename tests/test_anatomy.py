@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.ndimage import median_filter
 
 from medicraft_hf.data.phantom import PHANTOM_CLASSES, phantom_bscan
 from medicraft_hf.evaluation.anatomy import ANATOMY_VERDICTS, EXPECTED_VERDICT, check_anatomy, validate_on_phantom
@@ -146,6 +147,26 @@ def test_min_cost_path_follows_a_deep_narrow_pit_without_jumping():
     assert np.abs(np.argmin(cost, axis=0) - true).max() > 20  # the argmax would jump
     assert np.mean(np.abs(path - true) <= 1) >= 0.95
     assert np.abs(np.diff(path)).max() <= 6
+
+
+def test_rpe_median_drops_band_excursions_but_keeps_a_notch_the_ilm_shares():
+    """A dome's wall meeting a sloping RPE makes a V that both surfaces share: the median must not clip it
+    (that would show a pit beside the dome). A 10-column excursion of the RPE alone is a hop to another band."""
+    from medicraft_hf.evaluation.anatomy_trace import median_with_ilm, shared_departure
+
+    assert list(shared_departure(np.array([2.0, -1.0, 3.0, 1.0]), np.array([5.0, 2.0, 1.0, 0.0]))) == [2.0, 0, 1.0, 0]
+    x = np.arange(256, dtype=float)
+    notch = 20 + 8 * np.maximum(0, 1 - np.abs(x - 128) / 12)  # a V 8 rows deep, 24 columns wide
+    ilm, rpe = notch, notch + 30
+    rpe_hop = rpe.copy()
+    rpe_hop[60:70] -= 3  # the RPE path alone on the band above
+    kept = median_with_ilm(rpe_hop, ilm, 41)
+    assert np.abs(kept - rpe).max() < 1e-9  # the hop is gone and the V is whole
+    clipped = median_filter(rpe, 41, mode="nearest")
+    assert (rpe - clipped).max() > 4  # what a plain median does to the V: a 0.13-deep pit beside the dome
+    pit = 20 + 6 * np.exp(-((x - 128) / 20) ** 2)  # a fovea: the ILM dips, the RPE stays
+    flat = np.full(256, 50.0)
+    assert np.array_equal(median_with_ilm(flat, pit, 41), flat)
 
 
 @pytest.mark.parametrize("verdict", ["ok", "doubled_fovea", "no_fovea", "hypoplastic_fovea", "corrupted"])

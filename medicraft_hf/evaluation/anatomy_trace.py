@@ -28,7 +28,8 @@ RPE_TEMPLATE_PASSES = 1  # re-traces by the outer retina's band pattern (`_templ
 RPE_TEMPLATE_HALF = 8  # rows either side of the RPE in that pattern
 RPE_SMOOTH = 21.0  # columns (Gaussian sigma) of the ripple smoothing
 RPE_KEEP = 0.03  # ... departures above this fraction of the retina are kept
-RPE_MEDIAN = 41  # columns: a short excursion of the RPE path to another band is a trace error
+RPE_MEDIAN = 41  # columns: a short excursion of the RPE path to another band is a trace error ...
+# ... unless the ILM departs from its own median the same way (`median_with_ilm`)
 
 
 def min_cost_path(cost: np.ndarray, max_step: int = MAX_STEP, step_cost: float = STEP_COST) -> np.ndarray:
@@ -95,6 +96,28 @@ def _template_match(band: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.tensordot(template, windows, axes=1) / norm
 
 
+def shared_departure(departure: np.ndarray, ilm_departure: np.ndarray) -> np.ndarray:
+    """Per column, the part of the RPE's departure that the ILM's departure, in the same
+    direction, accounts for: sign x min(|RPE's|, |ILM's|); zero where they disagree in sign."""
+    same = np.sign(departure) == np.sign(ilm_departure)
+    return np.where(same, np.sign(departure) * np.minimum(np.abs(departure), np.abs(ilm_departure)), 0.0)
+
+
+def median_with_ilm(rpe: np.ndarray, ilm: np.ndarray, size: int) -> np.ndarray:
+    """The RPE path's `size`-column median, keeping the departures the ILM shares.
+
+    A median removes a short excursion of the RPE path to another band, but it also clips
+    any crest or V narrower than its window, such as the notch where a dome's wall meets the
+    sloping RPE. Both surfaces bend there, so the retina's thickness does not change, and a
+    clipped RPE would show a pit beside the dome that is not there. The ILM's departure from
+    its own median tells the two apart: a band excursion moves the RPE alone, anatomy moves
+    both. At the fovea the ILM departs alone (downwards), and the RPE's median is kept.
+    """
+    rpe_median = median_filter(rpe, size, mode="nearest")
+    ilm_median = median_filter(ilm, size, mode="nearest")
+    return rpe_median + shared_departure(rpe - rpe_median, ilm - ilm_median)
+
+
 def trace_surfaces(img: np.ndarray) -> dict:
     """ILM and RPE rows (float, sub-pixel) per column of the working-grid image `img` in [0, 1].
 
@@ -135,7 +158,7 @@ def trace_surfaces(img: np.ndarray) -> dict:
         rpe_cost = np.where(allowed, -_template_match(band, rpe), np.inf)
         rpe = _subpixel(rpe_cost, min_cost_path(rpe_cost, RPE_MAX_STEP, RPE_STEP_COST))
     if RPE_MEDIAN > 1:
-        rpe = median_filter(rpe, RPE_MEDIAN, mode="nearest")
+        rpe = median_with_ilm(rpe, ilm, RPE_MEDIAN)
     if RPE_SMOOTH > 0:
         # Bruch's membrane is smooth; the traced band ripples by ~1% of the retina over the
         # choroid's vessels. Smooth that ripple away, but keep what departs from the smooth
