@@ -59,7 +59,7 @@ def test_a_tiny_study_runs_every_arm_against_one_real_only_reference(tmp_path):
     assert filtered["wanted_counts"] == expected_balance
     assert filtered["synthetic_counts"] == [min(n, k) for n, k in zip(expected_balance, result["pool_faithful_counts"])]
     for arm in result["arms"].values():
-        assert set(arm["levels"]) == {"scan", "exam_learned"}
+        assert set(arm["levels"]) == {"scan", "exam_learned", "exam_rule"}
         for level in arm["levels"].values():
             diff = level["difference"]["balanced_accuracy"]
             assert diff["low"] <= diff["mean"] <= diff["high"] and -1 <= diff["mean"] <= 1

@@ -30,7 +30,9 @@ def add_arguments(parser) -> None:
                         help="Cap real-train and synthetic images (class-stratified) for quick runs.")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--patch-size", type=int, default=None, help="ViT patch size (default: height // 8).")
+    parser.add_argument("--patch-size", type=int, default=None, help="ViT patch size (default: classifier input height // 16).")
+    parser.add_argument("--vshift", type=float, default=0.1,
+                        help="Random up-down shifts while training, up to this fraction of the height (0: none).")
     parser.add_argument("--no-anatomy", action="store_true", help="Skip the anatomy check.")
     parser.add_argument("--compare-to", default=None, metavar="REPORT_DIR",
                         help="Another evaluation's report folder (same real data, resolution and seeds): add a "
@@ -48,6 +50,8 @@ def run(args) -> int:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
+    if not 0 <= args.vshift < 0.5:
+        raise ValueError(f"--vshift is a fraction of the image height in [0, 0.5), got {args.vshift}.")
     if args.patience < 0 or args.eval_every < 1:
         raise ValueError(f"--patience must be >= 0 and --eval-every >= 1, got {args.patience} and {args.eval_every}.")
     settings = ClassifierSettings.with_budget(
@@ -58,6 +62,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         patch_size=args.patch_size,
+        vshift=args.vshift,
         model_name_or_path=args.model_name_or_path,
     )
     run_evaluation(

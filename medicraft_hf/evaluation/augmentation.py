@@ -33,7 +33,7 @@ from medicraft_hf.evaluation.uncertainty import (
 )
 from medicraft_hf.io import write_json_atomic, write_text_atomic
 
-REPORT_LEVELS = ("scan", "exam_learned")
+REPORT_LEVELS = ("scan", "exam_learned", "exam_rule")
 
 
 def arm_counts(real_counts: list[int], arm: str) -> list[int]:

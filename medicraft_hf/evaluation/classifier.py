@@ -42,12 +42,18 @@ class ClassifierSettings:
     # Classifier input (H, W); None: the evaluation resolution. Smaller inputs average out
     # speckle and cut the tokens, hence the cost, by the square of the factor.
     input_size: tuple[int, int] | None = None
-    patch_size: int | None = None  # None: input height // 8 (8 at 64x128 -> 8x16 patches)
+    patch_size: int | None = None  # None: input height // patch_divisor
+    # 16: 4 at 64x128 and 8 at 128x256, 16x32 patches. Chosen on a tuning cohort (docs/benchmark.md,
+    # session 13): the 8x16 patches of height // 8 found a thin detachment in fewer planes.
+    patch_divisor: int = 16
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
     model_name_or_path: str | None = None  # a pretrained ViT checkpoint, when available
     hflip: bool = True  # random left-right flips while training (OD and OS scans are mirror images)
+    # Random up-down shifts while training, up to this fraction of the height (edge rows repeated):
+    # the retina sits at another depth in every exam, and a ViT learns position from its patches.
+    vshift: float = 0.1
 
     @classmethod
     def with_budget(cls, patience: int = 6, max_steps: int | None = None, **kwargs) -> "ClassifierSettings":
@@ -61,7 +67,7 @@ class ClassifierSettings:
 
 def build_vit_config(class_names, resolution: tuple[int, int], settings: ClassifierSettings) -> ViTConfig:
     h, w = tuple(settings.input_size or resolution)
-    patch = settings.patch_size or max(2, h // 8)
+    patch = settings.patch_size or max(2, h // settings.patch_divisor)
     if h % patch or w % patch:
         raise ValueError(f"Classifier input {h}x{w} is not divisible by the ViT patch size {patch}; choose a multiple.")
     return ViTConfig(
@@ -109,8 +115,8 @@ class ImageSetDataset(torch.utils.data.Dataset):
 class GrayscaleCollator:
     """Grayscale uint8 images -> `pixel_values` in [-1, 1] shaped for the model's config."""
 
-    def __init__(self, config: ViTConfig, hflip: bool = False):
-        self.hflip = hflip
+    def __init__(self, config: ViTConfig, hflip: bool = False, vshift: float = 0.0):
+        self.hflip, self.vshift = hflip, vshift
         self.num_channels = config.num_channels
         size = config.image_size
         self.size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
@@ -126,7 +132,24 @@ class GrayscaleCollator:
         if self.hflip:  # torch's RNG, seeded by the Trainer: same seed -> same flips
             flip = torch.rand(len(x)) < 0.5
             x[flip] = x[flip].flip(-1)
+        if self.vshift:
+            x = shift_rows(x, torch.randint(-round(self.vshift * x.shape[-2]), round(self.vshift * x.shape[-2]) + 1,
+                                            (len(x),)))
         return {"pixel_values": x, "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
+
+
+def shift_rows(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Each image (N, C, H, W) moved down by its shift in rows (up when negative); the rows it
+    uncovers repeat the image's edge row (the vitreous above, the choroid below)."""
+    out = x.clone()
+    for i, s in enumerate(shifts.tolist()):
+        if s > 0:
+            out[i, :, s:] = x[i, :, :-s]
+            out[i, :, :s] = x[i, :, :1]
+        elif s < 0:
+            out[i, :, :s] = x[i, :, -s:]
+            out[i, :, s:] = x[i, :, -1:]
+    return out
 
 
 class ValidationMetrics:
@@ -220,7 +243,7 @@ def train_classifier(
             args=args,
             train_dataset=ImageSetDataset(train),
             eval_dataset=ImageSetDataset(validation) if early else None,
-            data_collator=GrayscaleCollator(model.config, hflip=settings.hflip),
+            data_collator=GrayscaleCollator(model.config, hflip=settings.hflip, vshift=settings.vshift),
             compute_metrics=ValidationMetrics(class_names) if early else None,
             callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.patience)] if early else None,
         )

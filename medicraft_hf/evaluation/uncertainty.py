@@ -24,13 +24,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from medicraft_hf.evaluation import exam_rule
+
 METRICS = ("accuracy", "balanced_accuracy")  # the headline ones: ratios and paired differences
 # Levels of `uncertainty_report`: every test scan; the scans whose ground truth shows the label
 # (a plane that misses the lesion keeps the eye's label but cannot show it; phantom rows with
 # visibility flags only, see `data.phantom.plane_shows_label`); one diagnosis per exam, the mean
 # of its planes' probabilities; one diagnosis per exam read out by a small model fit on the
-# validation split (`learned_exam_probs`).
-LEVELS = ("scan", "scan_shows_label", "exam", "exam_learned")
+# validation split (`learned_exam_probs`); one diagnosis per exam by the clinic's rule over its most
+# lesioned planes, two thresholds fit on the validation split (`exam_rule`; decisions, so no AUC).
+LEVELS = ("scan", "scan_shows_label", "exam", "exam_learned", "exam_rule")
+DECISION_LEVELS = ("exam_rule",)
 # Inverse regularisation of the exam read-out (multinomial logistic regression on 2 x C features).
 EXAM_READOUT_C = 10.0
 
@@ -228,6 +232,11 @@ def prediction_levels(predictions: dict):
             learned = {p: [learned_exam_probs(np.asarray(v), val["labels"], val["exam_ids"], r, labels, exams,
                                               num_classes)[0] for v, r in zip(val["runs"][p], rs)] for p, rs in runs.items()}
             yield "exam_learned", learned, exam_labels, [patient_of_exam[e] for e in (order or [])]
+            if exam_rule.applies_to(predictions["class_names"]):
+                ruled = {p: [exam_rule.rule_exam_probs(np.asarray(v), val["labels"], val["exam_ids"], r, labels, exams,
+                                                       predictions["class_names"])[0]
+                             for v, r in zip(val["runs"][p], rs)] for p, rs in runs.items()}
+                yield "exam_rule", ruled, exam_labels, [patient_of_exam[e] for e in (order or [])]
 
 
 def report_metrics(class_names) -> list[str]:
@@ -245,8 +254,9 @@ def uncertainty_report(predictions: dict, *, n_boot: int = 1000, seed: int = 0) 
     metrics = report_metrics(predictions["class_names"])
     for level, runs, labels, groups in prediction_levels(predictions):
         section = {"n": int(len(labels)), "n_patients": len(set(groups))}
+        level_metrics = [m for m in metrics if not (level in DECISION_LEVELS and m.startswith("auc"))]
         for protocol, rs in runs.items():
-            section[protocol] = bootstrap_metrics(rs, labels, groups, metrics, n_boot=n_boot, seed=seed,
+            section[protocol] = bootstrap_metrics(rs, labels, groups, level_metrics, n_boot=n_boot, seed=seed,
                                                   num_classes=num_classes)
         for protocol in ("TSTR", "TRSTR"):
             if protocol in runs and "TRTR" in runs:
@@ -283,7 +293,9 @@ def markdown_lines(uncertainty: dict, comparison: dict | None = None) -> list[st
            "scan; `scan_shows_label`, the scans whose ground truth shows their label (phantom visibility flags); "
            "`exam`, one diagnosis per exam, the mean of its planes' probabilities; `exam_learned`, one diagnosis "
            "per exam from a logistic regression over the per-class mean and maximum of its planes' probabilities, "
-           "fit on the validation exams of each classifier run.", "",
+           "fit on the validation exams of each classifier run; `exam_rule`, one diagnosis per exam by the "
+           "clinic's rule over its 3 most lesioned planes (lesion or not, melanoma or not, fluid or not), its two "
+           "thresholds fit on the same validation exams (decisions: no AUC).", "",
            "| level | protocol | accuracy | balanced accuracy | AUC (one-vs-rest) |", "|---|---|---|---|---|"]
     levels = [lv for lv in LEVELS if lv in uncertainty]
     for level in levels:
