@@ -105,11 +105,14 @@ def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
     assert all(0 <= v <= 1 for v in trts["per_class"].values()) and "## Class fidelity (TRTS)" in md
 
     # A rerun resumes every finished classifier run and reproduces the numbers; compared with
-    # itself (same scans, same seeds), every paired difference is exactly 0.
-    assert main([*argv, "--compare-to", str(out)]) == 0
+    # itself (same scans, same seeds), every paired difference is exactly 0, here with the
+    # intervals of the mean over seeds (which needs no new run).
+    assert main([*argv, "--compare-to", str(out), "--interval", "mean"]) == 0
     assert capsys.readouterr().out.count("reused") == 9
     again = json.loads((out / "report.json").read_text())
     assert again["summary"] == summary
+    assert again["uncertainty"]["interval"] == "mean" and again["comparison"]["interval"] == "mean"
+    assert "the mean over seeds drawn with replacement" in (out / "report.md").read_text()
     for level in ("scan", "exam"):
         for protocol in ("TSTR", "TRSTR"):
             d = again["comparison"][level][protocol]["accuracy"]

@@ -50,6 +50,39 @@ def test_bootstrap_includes_the_seed_spread():
         "mean": 1.0, "low": 1.0, "high": 1.0, "n_boot": 200}
 
 
+def test_interval_of_the_seed_mean_by_hand():
+    # Ten seeds on one patient, five always right and five always wrong. One run per replicate:
+    # accuracy 0 or 1, interval [0, 1]. The mean over ten seeds drawn with replacement is
+    # Binomial(10, 1/2) / 10: P(<= 0.1) = 11/1024 < 2.5% < P(<= 0.2) = 56/1024, so [0.2, 0.8].
+    right, wrong = onehot([0]), onehot([1])
+    runs, labels = [right] * 5 + [wrong] * 5, np.array([0])
+    one_run = bootstrap(runs, labels, ["p"], "accuracy", n_boot=4000, seed=5)
+    assert (one_run["low"], one_run["high"]) == (0.0, 1.0)
+    mean = bootstrap(runs, labels, ["p"], "accuracy", n_boot=4000, seed=5, interval="mean")
+    assert mean["mean"] == pytest.approx(0.5, abs=0.01)
+    assert (mean["low"], mean["high"]) == pytest.approx((0.2, 0.8))
+    # Seeds that agree leave only the patients: both kinds are then the same interval, draw for draw.
+    patients = np.array([0, 1]), ["p1", "p2"]
+    same = [onehot([0, 0])] * 3
+    assert bootstrap(same, *patients, "accuracy", n_boot=500, seed=6, interval="mean") == bootstrap(
+        same, *patients, "accuracy", n_boot=500, seed=6)
+    # A paired difference of a set with itself cancels in both kinds; a wrong kind is refused.
+    assert paired_difference(runs, runs, labels, ["p"], "accuracy", n_boot=200, interval="mean")["high"] == 0.0
+    with pytest.raises(ValueError, match="interval must be one of"):
+        bootstrap(runs, labels, ["p"], interval="median")
+
+
+def test_evaluation_refuses_an_unknown_interval_before_any_work(tmp_path):
+    from medicraft_hf.evaluation.run import run_evaluation
+
+    # the real dataset does not exist: the interval must be refused first, before anything is read
+    with pytest.raises(ValueError, match="interval must be one of .* got 'median'"):
+        run_evaluation(tmp_path / "missing", tmp_path / "missing-too", tmp_path / "out", interval="median")
+    with pytest.raises(ValueError, match="interval must be one of"):
+        run_evaluation(tmp_path / "missing", None, tmp_path / "out", interval="median")
+    assert not (tmp_path / "out").exists()
+
+
 def test_paired_difference_and_ratio_by_hand():
     labels, groups = np.array([0, 1]), ["p1", "p2"]
     a = [onehot([0, 1]), onehot([0, 1])]  # right on both patients, both seeds

@@ -41,6 +41,10 @@ def add_arguments(parser) -> None:
                         help="Comma-separated protocols to run (TRTR, the reference, always among them).")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="Bootstrap replicates (test patients x seeds) for the intervals.")
+    parser.add_argument("--interval", default="run", choices=("run", "mean"),
+                        help="What an interval is about: 'run', what one classifier run would give (the "
+                             "default, wider); 'mean', the reported mean over seeds (read it when comparing "
+                             "two figures).")
 
 
 def run(args) -> int:
@@ -76,6 +80,7 @@ def run(args) -> int:
         anatomy=not args.no_anatomy,
         compare_to=args.compare_to,
         n_boot=args.bootstrap,
+        interval=args.interval,
         protocols=tuple(p.strip() for p in args.protocols.split(",") if p.strip()),
     )
     print(f"Report: {args.out}/report.md")

@@ -14,16 +14,17 @@ from pathlib import Path
 from medicraft_hf.evaluation import inputs, report
 from medicraft_hf.evaluation.classifier import ClassifierSettings
 from medicraft_hf.evaluation.protocols import PROTOCOLS, run_protocols
-from medicraft_hf.evaluation.uncertainty import markdown_lines, predictions_record, uncertainty_report
+from medicraft_hf.evaluation.uncertainty import check_interval, markdown_lines, predictions_record, uncertainty_report
 from medicraft_hf.io import write_json_atomic, write_text_atomic
 
 PREDICTIONS_FILE = "predictions.json"
 
 
 def run_ceiling(real, out_dir, *, seeds=(0, 1, 2), resolution=(64, 128), settings: ClassifierSettings | None = None,
-                n_boot: int = 1000, log=print) -> dict:
+                n_boot: int = 1000, interval: str = "run", log=print) -> dict:
     """TRTR over `seeds` on `real` (needs train and test; validation for early stopping) -> out_dir/report.*"""
     started = time.time()
+    check_interval(interval)  # before any training
     settings = settings or ClassifierSettings()
     out_dir, seeds, resolution = Path(out_dir), list(seeds), tuple(resolution)
     real_dd = inputs.load_side(real, "real")
@@ -42,7 +43,7 @@ def run_ceiling(real, out_dir, *, seeds=(0, 1, 2), resolution=(64, 128), setting
     predictions = predictions_record(test, class_names, test_probs, validation, validation_probs)
     write_json_atomic(out_dir / PREDICTIONS_FILE, predictions)
     log(f"intervals: {n_boot} bootstrap replicates over test patients x seeds")
-    intervals = uncertainty_report(predictions, n_boot=n_boot)
+    intervals = uncertainty_report(predictions, n_boot=n_boot, interval=interval)
     report.plot_confusion_matrices(usefulness, class_names, out_dir / report.PLOTS["confusion_matrices"])
     result = {
         "data": {"real": str(real) if isinstance(real, (str, Path)) else "<in-memory real>",

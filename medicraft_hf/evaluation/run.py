@@ -13,7 +13,12 @@ from medicraft_hf.evaluation.classifier import ClassifierSettings, embed_and_pre
 from medicraft_hf.evaluation.fidelity import fidelity_report
 from medicraft_hf.evaluation.privacy import memorization_audit
 from medicraft_hf.evaluation.protocols import PROTOCOLS, run_protocols
-from medicraft_hf.evaluation.uncertainty import compare_predictions, predictions_record, uncertainty_report
+from medicraft_hf.evaluation.uncertainty import (
+    check_interval,
+    compare_predictions,
+    predictions_record,
+    uncertainty_report,
+)
 from medicraft_hf.io import write_json_atomic
 
 DEFAULT_RESOLUTION = (64, 128)
@@ -97,6 +102,7 @@ def run_evaluation(
     anatomy: bool = True,
     compare_to=None,
     n_boot: int = 1000,
+    interval: str = "run",
     protocols=tuple(PROTOCOLS),
     log=print,
 ) -> dict:
@@ -106,16 +112,19 @@ def run_evaluation(
     runs the real-data ceiling alone (TRTR, `evaluation.ceiling`). `real`
     needs a 'train' and a patient-held-out 'test' split; every synthetic split is used.
     Finished classifier runs are kept in `out_dir/runs/`, so a rerun resumes. Intervals come
-    from a bootstrap over test patients x seeds (`n_boot` replicates); `compare_to` (another
+    from a bootstrap over test patients x seeds (`n_boot` replicates; `interval`: "run" or "mean",
+    see `evaluation.uncertainty`); `compare_to` (another
     report folder, same real test split and seeds) adds a paired comparison with it.
     """
     started = time.time()
     settings = settings or ClassifierSettings()
     seeds = list(seeds)
+    check_interval(interval)  # before any training
     if synthetic is None:  # the real-data ceiling only
         from medicraft_hf.evaluation.ceiling import run_ceiling
 
-        return run_ceiling(real, out_dir, seeds=seeds, resolution=resolution, settings=settings, n_boot=n_boot, log=log)
+        return run_ceiling(real, out_dir, seeds=seeds, resolution=resolution, settings=settings, n_boot=n_boot,
+                           interval=interval, log=log)
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown or "TRTR" not in protocols:
         raise ValueError(f"protocols must include TRTR (the reference) and be among {list(PROTOCOLS)}; got {list(protocols)}.")
@@ -178,10 +187,11 @@ def run_evaluation(
     predictions = predictions_record(real_test, class_names, test_probs, validation, validation_probs)
     write_json_atomic(out_dir / PREDICTIONS_FILE, predictions)
     log(f"intervals: {n_boot} bootstrap replicates over test patients x seeds")
-    intervals = uncertainty_report(predictions, n_boot=n_boot)
+    intervals = uncertainty_report(predictions, n_boot=n_boot, interval=interval)
     comparison = None
     if other_predictions is not None:
-        comparison = {"other": str(compare_to), **compare_predictions(predictions, other_predictions, n_boot=n_boot)}
+        comparison = {"other": str(compare_to), **compare_predictions(predictions, other_predictions, n_boot=n_boot,
+                                                                         interval=interval)}
         comparison["synthetic"] = _compare_synthetic_sets(synthetic_record, compare_to, n_boot, log)
     report.plot_confusion_matrices(usefulness, class_names, out_dir / report.PLOTS["confusion_matrices"])
     report.plot_samples(real_train, synthetic_set, class_names, out_dir / report.PLOTS["samples"])

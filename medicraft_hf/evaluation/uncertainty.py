@@ -7,9 +7,13 @@ in the test split, and the classifier's training seed. Both are resampled here:
   planes' class probabilities (`how="mean"`), or for each class its largest probability over
   the planes, renormalised (`how="max"`: one plane that shows the lesion is enough).
 - **Bootstrap.** One replicate draws the test patients with replacement (a patient's scans
-  stay together, as they are not independent) and one classifier seed per protocol run at
-  random; the metric is computed on that sample. The interval is the 2.5-97.5 percentile
-  range over replicates.
+  stay together, as they are not independent) and classifier runs at random; the metric is
+  computed on that sample. The interval is the 2.5-97.5 percentile range over replicates.
+  `interval="run"` (the default) draws one run per replicate: the interval says what *one*
+  classifier run would give, on another draw of patients. `interval="mean"` draws as many runs
+  as there are, with replacement, and averages the metric over them: the interval of the
+  reported mean over seeds, the one to read when two figures are compared. (With 3 seeds the
+  resampling sees 2/3 of the seed variance: that interval is somewhat too narrow.)
 - **Ratio** (e.g. TSTR / TRTR): numerator and denominator on the same patient draw, each with
   its own seed draw. **Paired difference** (synthetic set A vs B, same test, same seeds): the
   same patient draw and the same seed for both, so what they share cancels.
@@ -27,6 +31,10 @@ import numpy as np
 from medicraft_hf.evaluation import exam_rule
 
 METRICS = ("accuracy", "balanced_accuracy")  # the headline ones: ratios and paired differences
+INTERVALS = ("run", "mean")  # what an interval is about: one classifier run, or the mean over runs
+METHOD = {"run": "percentile bootstrap over test patients x classifier seeds, one run per replicate (95%)",
+          "mean": "percentile bootstrap over test patients x classifier seeds, the mean over seeds drawn "
+                  "with replacement per replicate (95%)"}
 # Levels of `uncertainty_report`: every test scan; the scans whose ground truth shows the label
 # (a plane that misses the lesion keeps the eye's label but cannot show it; phantom rows with
 # visibility flags only, see `data.phantom.plane_shows_label`); one diagnosis per exam, the mean
@@ -141,25 +149,45 @@ def _interval(values: np.ndarray) -> dict:
     return {"mean": float(values.mean()), "low": float(lo), "high": float(hi), "n_boot": int(values.size)}
 
 
+def check_interval(interval: str) -> None:
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}.")
+
+
+def _seed_draw(n_runs: int, interval: str, rng) -> np.ndarray:
+    """Run indices for one replicate: one run, or n_runs runs with replacement."""
+    return rng.integers(n_runs, size=1 if interval == "run" else n_runs)
+
+
+def _mean_score(runs, picks, rows, labels, num_classes, auc=False) -> dict[str, float]:
+    scores = [score(runs[i][rows], labels[rows], num_classes, auc=auc) for i in picks]
+    return {m: float(np.mean([s[m] for s in scores])) for m in scores[0]}
+
+
 def bootstrap_metrics(runs: Sequence[np.ndarray], labels, groups, metrics: Sequence[str] = METRICS, *,
-                      n_boot: int = 1000, seed: int = 0, num_classes: int | None = None) -> dict[str, dict]:
-    """Each metric's mean and 95% interval over patient resamples x classifier seeds (one draw for all)."""
+                      n_boot: int = 1000, seed: int = 0, num_classes: int | None = None,
+                      interval: str = "run") -> dict[str, dict]:
+    """Each metric's mean and 95% interval over patient resamples x classifier seeds (one draw for all);
+    `interval`: "run" or "mean" (module docstring)."""
+    check_interval(interval)
     labels, rng = np.asarray(labels), np.random.default_rng(seed)
     num_classes = num_classes or np.asarray(runs[0]).shape[1]
     auc = any(m.startswith("auc") for m in metrics)
-    values = [score(runs[rng.integers(len(runs))][rows], labels[rows], num_classes, auc=auc)
+    values = [_mean_score(runs, _seed_draw(len(runs), interval, rng), rows, labels, num_classes, auc=auc)
               for rows in _draws(groups, n_boot, rng)]
     return {m: _interval(np.array([v[m] for v in values])) for m in metrics}
 
 
 def bootstrap(runs: Sequence[np.ndarray], labels, groups, metric: str = "balanced_accuracy", *,
-              n_boot: int = 1000, seed: int = 0, num_classes: int | None = None) -> dict:
+              n_boot: int = 1000, seed: int = 0, num_classes: int | None = None, interval: str = "run") -> dict:
     """The metric's mean and 95% interval over patient resamples x classifier seeds."""
-    return bootstrap_metrics(runs, labels, groups, [metric], n_boot=n_boot, seed=seed, num_classes=num_classes)[metric]
+    return bootstrap_metrics(runs, labels, groups, [metric], n_boot=n_boot, seed=seed, num_classes=num_classes,
+                             interval=interval)[metric]
 
 
 def _paired(a_runs, b_runs, labels, groups, metric, combine: Callable[[float, float], float], same_seed: bool,
-            n_boot: int, seed: int, num_classes: int | None) -> dict:
+            n_boot: int, seed: int, num_classes: int | None, interval: str = "run") -> dict:
+    check_interval(interval)
     labels, rng = np.asarray(labels), np.random.default_rng(seed)
     num_classes = num_classes or np.asarray(a_runs[0]).shape[1]
     if same_seed and len(a_runs) != len(b_runs):
@@ -167,25 +195,27 @@ def _paired(a_runs, b_runs, labels, groups, metric, combine: Callable[[float, fl
                          f"{len(b_runs)} runs.")
     values = []
     for rows in _draws(groups, n_boot, rng):
-        i = rng.integers(len(a_runs))
-        j = i if same_seed else rng.integers(len(b_runs))
-        a = score(a_runs[i][rows], labels[rows], num_classes)[metric]
-        b = score(b_runs[j][rows], labels[rows], num_classes)[metric]
+        i = _seed_draw(len(a_runs), interval, rng)
+        j = i if same_seed else _seed_draw(len(b_runs), interval, rng)
+        a = _mean_score(a_runs, i, rows, labels, num_classes)[metric]
+        b = _mean_score(b_runs, j, rows, labels, num_classes)[metric]
         values.append(combine(a, b))
     return _interval(np.array(values))
 
 
 def ratio(numerator_runs, denominator_runs, labels, groups, metric: str = "balanced_accuracy", *,
-          n_boot: int = 1000, seed: int = 0, num_classes: int | None = None) -> dict:
+          n_boot: int = 1000, seed: int = 0, num_classes: int | None = None, interval: str = "run") -> dict:
     """e.g. TSTR / TRTR, with its interval (same patients, independent seeds)."""
     return _paired(numerator_runs, denominator_runs, labels, groups, metric,
-                   lambda a, b: a / b if b else np.nan, False, n_boot, seed, num_classes)
+                   lambda a, b: a / b if b else np.nan, False, n_boot, seed, num_classes, interval)
 
 
 def paired_difference(a_runs, b_runs, labels, groups, metric: str = "balanced_accuracy", *,
-                      n_boot: int = 1000, seed: int = 0, num_classes: int | None = None) -> dict:
+                      n_boot: int = 1000, seed: int = 0, num_classes: int | None = None,
+                      interval: str = "run") -> dict:
     """A - B on the same test patients and the same classifier seeds (run i of A with run i of B)."""
-    return _paired(a_runs, b_runs, labels, groups, metric, lambda a, b: a - b, True, n_boot, seed, num_classes)
+    return _paired(a_runs, b_runs, labels, groups, metric, lambda a, b: a - b, True, n_boot, seed, num_classes,
+                   interval)
 
 
 # ---------------------------------------------------------------------------- report sections
@@ -245,10 +275,11 @@ def report_metrics(class_names) -> list[str]:
             *(f"auc_{c}" for c in range(len(class_names)))]
 
 
-def uncertainty_report(predictions: dict, *, n_boot: int = 1000, seed: int = 0) -> dict:
+def uncertainty_report(predictions: dict, *, n_boot: int = 1000, seed: int = 0, interval: str = "run") -> dict:
     """Intervals of every protocol at each level (`LEVELS`): accuracy, balanced accuracy, one-vs-rest
     AUC, per-class recall and AUC (`recall_<id>`, `auc_<id>`); TSTR/TRTR and TRSTR/TRTR ratios."""
-    out = {"method": "percentile bootstrap over test patients x classifier seeds (95%)", "n_boot": n_boot,
+    check_interval(interval)
+    out = {"method": METHOD[interval], "interval": interval, "n_boot": n_boot,
            "class_names": list(predictions["class_names"])}
     num_classes = len(predictions["class_names"])
     metrics = report_metrics(predictions["class_names"])
@@ -257,29 +288,31 @@ def uncertainty_report(predictions: dict, *, n_boot: int = 1000, seed: int = 0) 
         level_metrics = [m for m in metrics if not (level in DECISION_LEVELS and m.startswith("auc"))]
         for protocol, rs in runs.items():
             section[protocol] = bootstrap_metrics(rs, labels, groups, level_metrics, n_boot=n_boot, seed=seed,
-                                                  num_classes=num_classes)
+                                                  num_classes=num_classes, interval=interval)
         for protocol in ("TSTR", "TRSTR"):
             if protocol in runs and "TRTR" in runs:
                 section[f"{protocol}/TRTR"] = {
                     m: ratio(runs[protocol], runs["TRTR"], labels, groups, m, n_boot=n_boot, seed=seed,
-                             num_classes=num_classes) for m in METRICS}
+                             num_classes=num_classes, interval=interval) for m in METRICS}
         out[level] = section
     return out
 
 
-def compare_predictions(ours: dict, theirs: dict, *, n_boot: int = 1000, seed: int = 0) -> dict:
+def compare_predictions(ours: dict, theirs: dict, *, n_boot: int = 1000, seed: int = 0, interval: str = "run") -> dict:
     """This evaluation minus another one on the same test scans and seeds, per protocol and level."""
     if ours["image_ids"] != theirs["image_ids"] or ours["labels"] != theirs["labels"]:
         raise ValueError("The two evaluations were not run on the same real test scans in the same order; a "
                          "paired comparison needs the same real dataset and resolution.")
-    out = {"method": "paired bootstrap: same test patients and same classifier seed on both sides (95%)",
-           "n_boot": n_boot}
+    check_interval(interval)
+    out = {"method": "paired bootstrap: same test patients and same classifier seeds on both sides, "
+                     + ("one run per replicate (95%)" if interval == "run" else "the mean over seeds (95%)"),
+           "interval": interval, "n_boot": n_boot}
     num_classes = len(ours["class_names"])
     other = {level: runs for level, runs, _, _ in prediction_levels(theirs)}
     for level, a, labels, groups in prediction_levels(ours):
         b = other.get(level, {})
         out[level] = {p: {m: paired_difference(a[p], b[p], labels, groups, m, n_boot=n_boot, seed=seed,
-                                               num_classes=num_classes) for m in METRICS}
+                                               num_classes=num_classes, interval=interval) for m in METRICS}
                       for p in a if p in b and p != "TRTR"}
     return out
 
