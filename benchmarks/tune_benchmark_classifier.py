@@ -59,7 +59,7 @@ def run_variant(cohort: Path, out: Path, name: str, seeds: list[int]) -> dict:
     done = resource.getrusage(resource.RUSAGE_SELF)
     summary = {"variant": name, "settings": settings.to_dict(), "read_at": list(read_at), "seeds": seeds,
                "wall_s": round(time.time() - wall),
-               # CPU of this process only; 0 when every run was reused
+               # CPU of this process only (training runs in it); small when every run was reused
                "cpu_s": round(done.ru_utime + done.ru_stime - cpu.ru_utime - cpu.ru_stime),
                "balanced_accuracy": {level: round(result["uncertainty"][level]["TRTR"]["balanced_accuracy"]["mean"], 4)
                                      for level in LEVELS if level in result["uncertainty"]}}
