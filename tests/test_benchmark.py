@@ -16,15 +16,16 @@ from medicraft_hf.schema import CLASS_NAMES, RADIAL_PLANES_DEG
 SMALL = (32, 64)
 
 
-def test_benchmark_preset_cohort_is_patient_disjoint_with_enough_test_patients_per_class():
-    preset = get_preset("benchmark-v1")
+@pytest.mark.parametrize("name", ["benchmark-v1", "benchmark-v2"])
+def test_benchmark_preset_cohort_is_patient_disjoint_with_enough_test_patients_per_class(name):
+    preset = get_preset(name)
     cohort = preset_patients(preset)
     assert list(cohort) == ["train", "validation", "test"]
     numbers = [n for split in cohort.values() for n, _ in split]
     assert len(numbers) == len(set(numbers)) == sum(sum(c.values()) for c in preset.patients.values())
     test_counts = {c: sum(p.label == c for _, p in cohort["test"]) for c in CLASS_NAMES}
     assert sum(test_counts.values()) >= 100 and min(test_counts.values()) >= 20  # >= 1,200 test scans
-    assert all(p.definitions == "clinic" for split in cohort.values() for _, p in split)
+    assert all(p.definitions == preset.definitions for split in cohort.values() for _, p in split)
     train = [p.label for _, p in cohort["train"]]
     assert train.count("healthy") > 2 * train.count("nevus_fluid")  # clinic-like imbalance stays in train
     # Same preset, same patients.
@@ -47,6 +48,26 @@ def test_clinic_nevus_fluid_shows_its_fluid_in_the_planes_through_it():
             assert gt["definitions"] == "clinic" and show == (lesion["visible"] and lesion["fluid_visible"])
             if lesion["fluid_visible"]:
                 assert lesion["fluid_x_range"] is not None
+
+
+def test_clinic_v2_gives_every_lesion_class_the_same_footprint():
+    # Same patient seed, any lesion class: the same disc on the fundus (benchmark-v2's point).
+    for i in range(6):
+        nevus, fluid, melanoma = (PhantomPatient.sample(c, np.random.default_rng([4, i]), "clinic-v2")
+                                  for c in ("nevus", "nevus_fluid", "melanoma"))
+        for p in (fluid, melanoma):
+            assert (p.lesion_theta_deg, p.lesion_radius_mm, p.lesion_r_mm) == \
+                (nevus.lesion_theta_deg, nevus.lesion_radius_mm, nevus.lesion_r_mm)
+        assert nevus.fluid_um == 0 and melanoma.lesion_height_um >= 300 > 150 >= nevus.lesion_height_um
+        assert fluid.lesion_height_um == nevus.lesion_height_um and fluid.drusen == nevus.drusen  # fluid alone differs
+        assert fluid.fluid_r_mm - fluid.fluid_radius_mm >= 0.75 - 1e-9  # the fovea stays dry
+        # So the planes that show the nevus's body are the same with or without its fluid.
+        body = [[render_bscan(p, plane, SMALL, seed=[i, j])[1]["lesion"]["visible"]
+                 for j, plane in enumerate(RADIAL_PLANES_DEG)] for p in (nevus, fluid)]
+        assert body[0] == body[1] and 2 <= sum(body[0]) <= 8, body
+        shows = [plane_shows_label(render_bscan(fluid, plane, SMALL, seed=[i, j])[1])
+                 for j, plane in enumerate(RADIAL_PLANES_DEG)]
+        assert sum(shows) >= 2 and all(b for b, s in zip(body[1], shows) if s)  # fluid only where the body shows
 
 
 def test_study_phantom_ground_truth_has_no_visibility_flags():

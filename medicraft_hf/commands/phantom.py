@@ -13,8 +13,8 @@ HELP = "make a procedural OCT phantom dataset (12 radial B-scans per patient, gr
 
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default=None,
-                        help="a named cohort, e.g. benchmark-v1 (docs/benchmark.md): fixes patients per split and class, "
-                             "seed and class definitions; only --size, --out, --name and --license still apply")
+                        help="a named cohort, benchmark-v2 or benchmark-v1 (docs/benchmark.md): fixes patients per split "
+                             "and class, seed and class definitions; only --size, --out, --name and --license still apply")
     parser.add_argument("--num-patients", type=int, default=40, help="number of patients (one exam of 12 B-scans each)")
     parser.add_argument("--size", "--resolution", default="256x512", help="image size HxW")
     parser.add_argument("--seed", type=int, default=0, help="seed of the phantom and of the patient split")

@@ -156,14 +156,14 @@ def patient_rows(
 def plane_shows_label(ground_truth: str | Mapping | None) -> bool | None:
     """Does this plane show what its label says? From a phantom row's ground truth.
 
-    True for a healthy eye; for a lesion, the visibility flags of the clinic definitions
-    (the benchmark's): the lesion's body, and for nevus_fluid also its fluid. None when the
-    ground truth does not record visibility (the study phantom, real or synthetic rows).
+    True for a healthy eye; for a lesion, the visibility flags of the clinic and clinic-v2
+    definitions (the benchmarks'): the lesion's body, and for nevus_fluid also its fluid. None
+    when the ground truth does not record visibility (the study phantom, real or synthetic rows).
     """
     if ground_truth is None:
         return None
     gt = json.loads(ground_truth) if isinstance(ground_truth, str) else ground_truth
-    if gt.get("definitions") != "clinic":
+    if gt.get("definitions", "study") == "study":  # only the benchmarks' definitions record visibility
         return None
     lesion = gt.get("lesion")
     if lesion is None:

@@ -20,7 +20,11 @@ PHANTOM_CLASSES: tuple[str, ...] = ("healthy", "nevus", "nevus_fluid", "melanoma
 # planes cross). "clinic": the benchmark's (docs/benchmark.md): an exam labelled
 # nevus_fluid shows its fluid, a shallow serous detachment over most of the nevus, in the
 # planes through it, and the ground truth says per plane whether lesion and fluid are visible.
-CLASS_DEFINITIONS: tuple[str, ...] = ("study", "clinic")
+# "clinic-v2": benchmark-v2's: the clinic definitions with one lesion footprint (size and
+# position on the fundus) for every lesion class, so that how many planes show a lesion says
+# nothing about its class (under "clinic" a nevus_fluid exam showed its nevus in 2-6 of 12
+# planes, a nevus in 6-12: a classifier could tell them apart without seeing any fluid).
+CLASS_DEFINITIONS: tuple[str, ...] = ("study", "clinic", "clinic-v2")
 
 # Layers above Bruch's membrane, listed bottom-up: (name, display reflectivity in [0, 1]).
 # Thicknesses (um) come from `layer_thicknesses`; "fluid" and "drusen" are zero where absent.
@@ -99,6 +103,9 @@ class PhantomPatient:
         )
         if label == "healthy":
             return p
+        if definitions == "clinic-v2":
+            p._sample_lesion_on_shared_footprint(rng)
+            return p
         # Lesions are large enough to read at 64x128 and close enough to the fovea that
         # most of the 12 planes cross them; some planes still miss an eccentric one.
         p.lesion_theta_deg = rng.uniform(0, 360)
@@ -157,6 +164,36 @@ class PhantomPatient:
         self.fluid_um = rng.uniform(100, 250)
         self.drusen = []
         self._add_drusen(rng)
+
+
+    def _sample_lesion_on_shared_footprint(self, rng: np.random.Generator) -> None:
+        """The clinic-v2 definitions: the footprint first, drawn alike for every lesion class.
+
+        The footprint is the clinic definitions' nevus_fluid one (a disc of radius 1.0-1.5 mm,
+        its centre 1.2-1.7 mm from the fovea, further when a serous detachment of 70-90% of its
+        radius must keep its edge 0.75 mm from the fovea), drawn before anything that depends on
+        the class: the same patient seed gives the same footprint whatever the label. The class
+        then shows only in what defines it: a nevus is a low plateau (60-150 um) with drusen in
+        3 of 4 eyes; nevus_fluid is that nevus under a detachment of 100-250 um centred on it;
+        a melanoma is a dome of 300-480 um with fluid on its far flank.
+        """
+        self.lesion_theta_deg = rng.uniform(0, 360)
+        self.lesion_radius_mm = rng.uniform(1.0, 1.5)
+        fluid_fraction = rng.uniform(0.7, 0.9)
+        self.lesion_r_mm = max(rng.uniform(1.2, 1.7), fluid_fraction * self.lesion_radius_mm + 0.75)
+        if self.label == "melanoma":
+            self.lesion_height_um = rng.uniform(300, 480)
+            self.lesion_depth_um = rng.uniform(250, 400)
+            self.fluid_um = rng.uniform(110, 220)
+            self._place_fluid(rng.uniform(0.9, 1.1))
+            return
+        self.lesion_height_um = rng.uniform(60, 150)
+        self.lesion_depth_um = rng.uniform(140, 220)
+        self._add_drusen(rng)
+        if self.label == "nevus_fluid":
+            self.fluid_radius_mm = fluid_fraction * self.lesion_radius_mm
+            self.fluid_r_mm = self.lesion_r_mm
+            self.fluid_um = rng.uniform(100, 250)
 
 
 def layer_thicknesses(p: PhantomPatient, ecc: np.ndarray, nasal_mm: np.ndarray, pit: np.ndarray) -> dict:

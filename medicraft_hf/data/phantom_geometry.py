@@ -139,13 +139,13 @@ def lesion_profile(patient: PhantomPatient, scan: ScanLine, th: dict) -> LesionP
         "height_px": round(float(elevation.max() / scan.um_y), 1),
         "fluid_x_range": [int(np.argmax(fluid)), int(W - 1 - np.argmax(fluid[::-1]))] if fluid.any() else None,
     }
-    if patient.definitions == "clinic":  # the study phantom's ground truth stays as it was
+    if patient.definitions != "study":  # the study phantom's ground truth stays as it was
         info.update(visible=_visible(mass_depth >= 0.5 * patient.lesion_depth_um, scan.mm_x, VISIBLE_LESION_MM),
                     fluid_visible=_visible(th["fluid"] >= VISIBLE_FLUID_UM, scan.mm_x, VISIBLE_FLUID_MM))
     return LesionProfile(elevation=elevation, mass_depth=mass_depth, info=info)
 
 
-# "Visible" in a plane (clinic definitions): the lesion's body (at least half its thickness)
+# "Visible" in a plane (clinic and clinic-v2 definitions): the lesion's body (at least half its thickness)
 # over 0.5 mm of the scan, the fluid at least 50 um high over 0.3 mm.
 VISIBLE_LESION_MM = 0.5
 VISIBLE_FLUID_UM = 50.0

@@ -5,6 +5,11 @@ training split, a class-balanced validation split for early stopping and a class
 patient-held-out test split of 120 patients (1,440 scans), drawn with the "clinic" class
 definitions (`phantom_anatomy.CLASS_DEFINITIONS`). Its seed differs from the training
 phantom's (0), so none of its patients is one the demo model was trained on.
+`benchmark-v2` (session 17) removes a shortcut benchmark-v1 left open: there a nevus_fluid
+exam showed its (smaller, eccentric) nevus in 2-6 of its 12 planes, a nevus in 6-12, so a
+classifier could name nevus_fluid by how few planes show a lesion, without seeing fluid. Its
+"clinic-v2" definitions give every lesion class one footprint; its test split is 200 patients
+(2,400 scans), 50 per class, for narrower intervals (the test split costs only prediction).
 The training phantom itself (`medicraft phantom` without `--preset`) is unchanged.
 """
 
@@ -50,6 +55,20 @@ PRESETS: dict[str, PhantomPreset] = {
                  "Clinic class definitions: the fluid of nevus_fluid is a serous detachment over the nevus, seen in "
                  "the planes through it; `ground_truth.lesion` says per plane whether the lesion (`visible`) and "
                  "its fluid (`fluid_visible`) show."),
+    ),
+    "benchmark-v2": PhantomPreset(
+        name="benchmark-v2",
+        seed=1019,
+        definitions="clinic-v2",
+        patients={
+            "train": {"healthy": 64, "nevus": 48, "nevus_fluid": 24, "melanoma": 24},  # as benchmark-v1
+            "validation": {"healthy": 15, "nevus": 15, "nevus_fluid": 15, "melanoma": 15},
+            "test": {"healthy": 50, "nevus": 50, "nevus_fluid": 50, "melanoma": 50},
+        },
+        summary=("benchmark-v1 without its lesion-extent shortcut (docs/benchmark.md): the clinic-v2 class "
+                 "definitions draw one lesion footprint (size, distance from the fovea) for every lesion class, so "
+                 "nevus, nevus_fluid and melanoma exams show their lesion in as many planes; the classes differ only "
+                 "in height, fluid and drusen. A wider test split for narrower intervals."),
     ),
 }
 
