@@ -60,11 +60,11 @@ def test_clinic_v2_gives_every_lesion_class_the_same_footprint():
                 (nevus.lesion_theta_deg, nevus.lesion_radius_mm, nevus.lesion_r_mm)
         assert nevus.fluid_um == 0 and melanoma.lesion_height_um >= 300 > 150 >= nevus.lesion_height_um
         assert fluid.lesion_height_um == nevus.lesion_height_um and fluid.drusen == nevus.drusen  # fluid alone differs
-        assert fluid.fluid_r_mm - fluid.fluid_radius_mm >= 0.75 - 1e-9  # the fovea stays dry
+        assert fluid.fluid_r_mm == fluid.lesion_r_mm and fluid.fluid_radius_mm < fluid.lesion_radius_mm  # over the nevus
         # So the planes that show the nevus's body are the same with or without its fluid.
         body = [[render_bscan(p, plane, SMALL, seed=[i, j])[1]["lesion"]["visible"]
                  for j, plane in enumerate(RADIAL_PLANES_DEG)] for p in (nevus, fluid)]
-        assert body[0] == body[1] and 2 <= sum(body[0]) <= 8, body
+        assert body[0] == body[1] and sum(body[0]) >= 4, body
         shows = [plane_shows_label(render_bscan(fluid, plane, SMALL, seed=[i, j])[1])
                  for j, plane in enumerate(RADIAL_PLANES_DEG)]
         assert sum(shows) >= 2 and all(b for b, s in zip(body[1], shows) if s)  # fluid only where the body shows

@@ -169,18 +169,19 @@ class PhantomPatient:
     def _sample_lesion_on_shared_footprint(self, rng: np.random.Generator) -> None:
         """The clinic-v2 definitions: the footprint first, drawn alike for every lesion class.
 
-        The footprint is the clinic definitions' nevus_fluid one (a disc of radius 1.0-1.5 mm,
-        its centre 1.2-1.7 mm from the fovea, further when a serous detachment of 70-90% of its
-        radius must keep its edge 0.75 mm from the fovea), drawn before anything that depends on
-        the class: the same patient seed gives the same footprint whatever the label. The class
-        then shows only in what defines it: a nevus is a low plateau (60-150 um) with drusen in
-        3 of 4 eyes; nevus_fluid is that nevus under a detachment of 100-250 um centred on it;
-        a melanoma is a dome of 300-480 um with fluid on its far flank.
+        The footprint is a disc of radius 1.3-2.1 mm (2.6-4.2 mm across, a typical nevus's basal
+        diameter), its centre 0.3-1.1 radii from the fovea, so most radial planes cross it (6-12
+        of 12). It is drawn before anything that depends on the class: the same patient seed
+        gives the same disc whatever the label. The class then shows only in what defines it: a
+        nevus is a low plateau (60-150 um) with drusen in 3 of 4 eyes; nevus_fluid is that nevus
+        under a serous detachment of 100-250 um centred on it, 70-90% of its radius (it may reach
+        under the fovea; the pit's ground truth is measured on the retina above the fluid); a
+        melanoma is a dome of 300-480 um with fluid on its far flank.
         """
         self.lesion_theta_deg = rng.uniform(0, 360)
-        self.lesion_radius_mm = rng.uniform(1.0, 1.5)
+        self.lesion_radius_mm = rng.uniform(1.3, 2.1)
         fluid_fraction = rng.uniform(0.7, 0.9)
-        self.lesion_r_mm = max(rng.uniform(1.2, 1.7), fluid_fraction * self.lesion_radius_mm + 0.75)
+        self.lesion_r_mm = self.lesion_radius_mm * rng.uniform(0.3, 1.1)
         if self.label == "melanoma":
             self.lesion_height_um = rng.uniform(300, 480)
             self.lesion_depth_um = rng.uniform(250, 400)
