@@ -112,9 +112,7 @@ class PhantomPatient:
         if label in ("nevus", "nevus_fluid"):
             p.lesion_radius_mm = rng.uniform(1.2, 1.9)
             p.lesion_r_mm = p.lesion_radius_mm * rng.uniform(0.3, 0.95) + 0.2
-            p.lesion_height_um = rng.uniform(60, 150)
-            p.lesion_depth_um = rng.uniform(140, 220)
-            p._add_drusen(rng)
+            p._draw_nevus_body(rng)
             if label == "nevus_fluid":
                 p.fluid_um = rng.uniform(130, 240)
                 p._place_fluid(rng.uniform(0.7, 0.95))
@@ -123,11 +121,21 @@ class PhantomPatient:
         else:  # melanoma
             p.lesion_radius_mm = rng.uniform(1.5, 2.3)
             p.lesion_r_mm = p.lesion_radius_mm * rng.uniform(0.4, 0.95) + 0.2
-            p.lesion_height_um = rng.uniform(300, 480)
-            p.lesion_depth_um = rng.uniform(250, 400)
-            p.fluid_um = rng.uniform(110, 220)
-            p._place_fluid(rng.uniform(0.9, 1.1))
+            p._draw_melanoma_body(rng)
         return p
+
+    def _draw_nevus_body(self, rng: np.random.Generator) -> None:
+        """A low plateau (60-150 um) with drusen in 3 of 4 eyes, on the footprint already drawn."""
+        self.lesion_height_um = rng.uniform(60, 150)
+        self.lesion_depth_um = rng.uniform(140, 220)
+        self._add_drusen(rng)
+
+    def _draw_melanoma_body(self, rng: np.random.Generator) -> None:
+        """A dome of 300-480 um with fluid on its far flank, on the footprint already drawn."""
+        self.lesion_height_um = rng.uniform(300, 480)
+        self.lesion_depth_um = rng.uniform(250, 400)
+        self.fluid_um = rng.uniform(110, 220)
+        self._place_fluid(rng.uniform(0.9, 1.1))
 
     def _place_fluid(self, scale: float) -> None:
         """Fluid pocket over the lesion, on its far side, 0.7 mm or more from the fovea.
@@ -165,7 +173,6 @@ class PhantomPatient:
         self.drusen = []
         self._add_drusen(rng)
 
-
     def _sample_lesion_on_shared_footprint(self, rng: np.random.Generator) -> None:
         """The clinic-v2 definitions: the footprint first, drawn alike for every lesion class.
 
@@ -180,17 +187,12 @@ class PhantomPatient:
         """
         self.lesion_theta_deg = rng.uniform(0, 360)
         self.lesion_radius_mm = rng.uniform(1.3, 2.1)
-        fluid_fraction = rng.uniform(0.7, 0.9)
+        fluid_fraction = rng.uniform(0.7, 0.9)  # drawn for every class, so the draws after it line up
         self.lesion_r_mm = self.lesion_radius_mm * rng.uniform(0.3, 1.1)
         if self.label == "melanoma":
-            self.lesion_height_um = rng.uniform(300, 480)
-            self.lesion_depth_um = rng.uniform(250, 400)
-            self.fluid_um = rng.uniform(110, 220)
-            self._place_fluid(rng.uniform(0.9, 1.1))
+            self._draw_melanoma_body(rng)
             return
-        self.lesion_height_um = rng.uniform(60, 150)
-        self.lesion_depth_um = rng.uniform(140, 220)
-        self._add_drusen(rng)
+        self._draw_nevus_body(rng)
         if self.label == "nevus_fluid":
             self.fluid_radius_mm = fluid_fraction * self.lesion_radius_mm
             self.fluid_r_mm = self.lesion_r_mm
