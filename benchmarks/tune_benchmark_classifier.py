@@ -41,12 +41,13 @@ VARIANTS = {
 LEVELS = ("scan", "scan_shows_label", "exam", "exam_learned", "exam_rule")
 
 
-def build_cohort(out: Path) -> Path:
+def build_cohort(out: Path, shape: str = "benchmark-v1", seed: int = TUNING_SEED, size=SIZE) -> Path:
+    """A cohort of the named preset's shape drawn with another seed (no patient of the preset)."""
     if not (out / "README.md").exists():
-        preset = dataclasses.replace(phantom_presets.get_preset("benchmark-v1"), name="tuning-cohort", seed=TUNING_SEED)
+        preset = dataclasses.replace(phantom_presets.get_preset(shape), name="tuning-cohort", seed=seed)
         phantom_presets.PRESETS[preset.name] = preset
-        dsdict = phantom_presets.build_preset_dataset(preset.name, SIZE)
-        save_phantom_dataset(dsdict, out, name=preset.name, seed=preset.seed, size=SIZE, preset=preset)
+        dsdict = phantom_presets.build_preset_dataset(preset.name, size)
+        save_phantom_dataset(dsdict, out, name=preset.name, seed=preset.seed, size=size, preset=preset)
     return out
 
 

@@ -47,6 +47,18 @@ def test_evidence_reads_the_most_lesioned_planes_by_hand():
     assert ev.fluid[2] == pytest.approx(0.60 / 0.85) and ev.fluid[1] == pytest.approx(0.15 / 0.85)
 
 
+def test_each_fluid_read_by_hand():
+    # fluid in two of the three lesion planes, then in one of three
+    probs, labels, ids = cohort("e", [("nevus_fluid", [NEVUS_PLANE, FLUID_PLANE, FLUID_PLANE]),
+                                      ("nevus_fluid", [FLUID_PLANE, NEVUS_PLANE, NEVUS_PLANE])])
+    fluid, none = 0.60 / 0.85, 0.15 / 0.85
+    want = {"max": [fluid, fluid], "second": [fluid, none], "mean": [(none + 2 * fluid) / 3, (fluid + 2 * none) / 3]}
+    for read, values in want.items():
+        assert exam_evidence(probs, labels, ids, CLASS_NAMES, fluid_read=read).fluid == pytest.approx(values)
+    with pytest.raises(ValueError, match="fluid read 'min'"):
+        exam_evidence(probs, labels, ids, CLASS_NAMES, fluid_read="min")
+
+
 def test_a_mean_of_planes_calls_an_eccentric_nevus_healthy_and_the_rule_does_not():
     val, test = cohort("v", SPEC), cohort("t", SPEC)
     mean_call = test[0][:12 * 4].reshape(4, 12, 4).mean(1).argmax(1)

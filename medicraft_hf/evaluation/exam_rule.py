@@ -30,6 +30,10 @@ import numpy as np
 # The rule reads these classes by name; a dataset without all four gets no rule level.
 RULE_CLASSES = ("healthy", "nevus", "nevus_fluid", "melanoma")
 TOP_PLANES = 3  # lesion planes per exam (an eccentric lesion shows in at least 2 of 12)
+# How the lesion planes' fluid shares make the exam's: "max" (one plane through the fluid is
+# enough), "second" (two planes), "mean". `benchmarks/tune_exam_rule.py` compares them.
+FLUID_READS = ("max", "second", "mean")
+FLUID_READ = "max"
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,11 @@ def applies_to(class_names: Sequence[str]) -> bool:
     return set(RULE_CLASSES) <= set(class_names)
 
 
-def exam_evidence(probs, labels, exam_ids, class_names, top: int = TOP_PLANES) -> ExamEvidence:
+def exam_evidence(probs, labels, exam_ids, class_names, top: int = TOP_PLANES,
+                  fluid_read: str = FLUID_READ) -> ExamEvidence:
     """The rule's three numbers per exam (exams in order of first appearance)."""
+    if fluid_read not in FLUID_READS:
+        raise ValueError(f"Unknown fluid read {fluid_read!r}: use one of {FLUID_READS}.")
     probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
     h, n, f, m = (list(class_names).index(c) for c in RULE_CLASSES)
     order = list(dict.fromkeys(exam_ids))
@@ -64,7 +71,8 @@ def exam_evidence(probs, labels, exam_ids, class_names, top: int = TOP_PLANES) -
         means = p[lesion_planes].mean(axis=0)
         lesion[i] = plane_lesion[lesion_planes].mean()
         melanoma[i] = float(means[m] > max(means[n], means[f]))
-        fluid[i] = (p[lesion_planes, f] / np.maximum(p[lesion_planes, n] + p[lesion_planes, f], 1e-12)).max()
+        shares = np.sort(p[lesion_planes, f] / np.maximum(p[lesion_planes, n] + p[lesion_planes, f], 1e-12))[::-1]
+        fluid[i] = {"max": shares[0], "second": shares[min(1, len(shares) - 1)], "mean": shares.mean()}[fluid_read]
         exam_labels[i] = labels[rows][0]
     return ExamEvidence(lesion, melanoma.astype(bool), fluid, exam_labels.astype(int), order)
 
@@ -107,10 +115,10 @@ def fit(evidence: ExamEvidence, class_names) -> tuple[float, float]:
 
 
 def rule_exam_probs(validation_probs, validation_labels, validation_exams, test_probs, test_labels, test_exams,
-                    class_names):
+                    class_names, fluid_read: str = FLUID_READ):
     """One-hot exam diagnoses of the test exams (the rule gives decisions, not scores), their labels
     and order; the thresholds fit on the validation exams of the same classifier run."""
-    t_lesion, t_fluid = fit(exam_evidence(validation_probs, validation_labels, validation_exams, class_names),
-                            class_names)
-    test = exam_evidence(test_probs, test_labels, test_exams, class_names)
+    t_lesion, t_fluid = fit(exam_evidence(validation_probs, validation_labels, validation_exams, class_names,
+                                          fluid_read=fluid_read), class_names)
+    test = exam_evidence(test_probs, test_labels, test_exams, class_names, fluid_read=fluid_read)
     return np.eye(len(class_names))[decide(test, t_lesion, t_fluid, class_names)], test.labels, test.order
