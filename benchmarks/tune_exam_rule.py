@@ -23,6 +23,7 @@ from tune_benchmark_classifier import build_cohort
 
 from medicraft_hf.evaluation import exam_rule
 from medicraft_hf.evaluation.ceiling import PREDICTIONS_FILE, run_ceiling
+from medicraft_hf.evaluation.classifier import ClassifierSettings
 from medicraft_hf.evaluation.uncertainty import bootstrap_metrics, paired_difference
 
 # shape: the tuning seed (benchmark-v1 is 1017, benchmark-v2 1021; session 13's cohort 2026 at 256x512)
@@ -83,7 +84,8 @@ def main(argv=None) -> int:
         cohort = build_cohort(work / f"cohort-{shape}-{SIZE[0]}x{SIZE[1]}", shape, seed, SIZE)
         ceiling = work / f"ceiling-{shape}-{SIZE[0]}x{SIZE[1]}"
         if not (ceiling / PREDICTIONS_FILE).exists():
-            run_ceiling(cohort, ceiling, seeds=range(args.seeds), resolution=SIZE, n_boot=200)
+            run_ceiling(cohort, ceiling, seeds=range(args.seeds), resolution=SIZE, n_boot=200,
+                        settings=ClassifierSettings.with_budget())  # early stopping, as `medicraft evaluate`
         results[f"{shape}-shaped (seed {seed})"] = compare_reads(json.loads((ceiling / PREDICTIONS_FILE).read_text()),
                                                                  args.bootstrap)
     (work / "exam_rule_reads.json").write_text(json.dumps(results, indent=1))
